@@ -1,0 +1,349 @@
+//! Persistence of the catalog, customers, orders, behaviour events and API keys.
+//!
+//! [`Store`] is the one interface the rest of the engine uses; which database sits behind it
+//! is chosen by the `DATABASE_URL` it is opened with. SQLite (`sqlite://PATH`, one file in WAL
+//! mode, created and migrated on open) is the embedded default; a PostgreSQL backend is meant
+//! to follow behind the same methods, which is why the backend is an enum dispatched here and
+//! every method speaks in domain types, never in SQL rows.
+//!
+//! Writes are durable when a method returns (`synchronous = FULL`). Event inserts are
+//! idempotent on `event_id`. Large loads go through [`Import`], one transaction that either
+//! commits everything or leaves the store as it was.
+//!
+//! Threading: `Store` is a cheap `Clone` handle over a connection pool and may be shared
+//! between tasks; all methods are async (tokio).
+
+mod keys;
+mod sqlite;
+
+use marquee_domain::{
+    Event, EventKind, Item, ItemId, Order, OrderId, OrderStatus, User, UserId, ValidationError,
+};
+
+pub use keys::{ApiKeyRole, NewApiKey};
+
+/// The default `DATABASE_URL`: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://marquee.db";
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unsupported DATABASE_URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot open the database at {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("applying database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{what} #{index} is invalid: {source}")]
+    Invalid {
+        what: &'static str,
+        index: usize,
+        #[source]
+        source: ValidationError,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Row counts, as `data stats` prints them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub users: u64,
+    pub items: u64,
+    pub orders: u64,
+    pub order_lines: u64,
+    pub events: u64,
+    /// Events of kind `rating` (also counted in `events`).
+    pub ratings: u64,
+    /// Distinct anonymous sessions among the events.
+    pub sessions: u64,
+}
+
+/// What an event insert did: new events stored, and retried ones (same `event_id`) ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventsInserted {
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+/// A handle on the store. Clone it freely.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// One all-or-nothing bulk write: everything added is committed together by
+/// [`Import::commit`], or nothing is if the import is dropped or fails.
+pub struct Import {
+    inner: ImportInner,
+}
+
+enum ImportInner {
+    Sqlite(sqlite::SqliteImport),
+}
+
+impl Store {
+    /// Opens (and creates and migrates, if needed) the store named by a `DATABASE_URL`:
+    /// `sqlite://PATH` (relative or absolute path; `sqlite::memory:` for a throwaway store).
+    pub async fn open(url: &str) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(Error::Url {
+                    url: url.into(),
+                    reason: "no file path after sqlite://".into(),
+                });
+            }
+            let backend = sqlite::SqliteStore::open(url, path).await?;
+            return Ok(Self {
+                backend: Backend::Sqlite(backend),
+            });
+        }
+        let reason = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            "the PostgreSQL backend is not available yet; use sqlite://PATH".to_owned()
+        } else {
+            "expected sqlite://PATH".to_owned()
+        };
+        Err(Error::Url {
+            url: url.into(),
+            reason,
+        })
+    }
+
+    /// Starts an all-or-nothing bulk write.
+    pub async fn begin_import(&self) -> Result<Import> {
+        Ok(match &self.backend {
+            Backend::Sqlite(s) => Import {
+                inner: ImportInner::Sqlite(s.begin_import().await?),
+            },
+        })
+    }
+
+    /// Counts of users, items, orders, events and ratings.
+    pub async fn counts(&self) -> Result<Counts> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.counts().await,
+        }
+    }
+
+    /// Inserts or replaces catalog items (validated first; all or none).
+    pub async fn upsert_items(&self, items: &[Item]) -> Result<()> {
+        let mut import = self.begin_import().await?;
+        import.upsert_items(items).await?;
+        import.commit().await
+    }
+
+    /// Inserts or replaces users (validated first; all or none).
+    pub async fn upsert_users(&self, users: &[User]) -> Result<()> {
+        let mut import = self.begin_import().await?;
+        import.upsert_users(users).await?;
+        import.commit().await
+    }
+
+    /// Inserts or replaces orders with their lines (validated first; all or none).
+    pub async fn put_orders(&self, orders: &[Order]) -> Result<()> {
+        let mut import = self.begin_import().await?;
+        import.put_orders(orders).await?;
+        import.commit().await
+    }
+
+    /// Stores events, once per `event_id`: a retried event is counted as a duplicate and not
+    /// stored again. All events are validated against the current time first; if one is invalid
+    /// none is stored. Durable when this returns.
+    pub async fn insert_events(&self, events: &[Event]) -> Result<EventsInserted> {
+        let mut import = self.begin_import().await?;
+        let inserted = import.insert_events(events).await?;
+        import.commit().await?;
+        Ok(inserted)
+    }
+
+    /// One item by id.
+    pub async fn item(&self, id: &ItemId) -> Result<Option<Item>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.item(id).await,
+        }
+    }
+
+    /// Items in id order, after `after` (keyset paging), at most `limit`.
+    pub async fn items(&self, after: Option<&ItemId>, limit: u32) -> Result<Vec<Item>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.items(after, limit).await,
+        }
+    }
+
+    /// One user by id.
+    pub async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.user(id).await,
+        }
+    }
+
+    /// One order with its lines.
+    pub async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.order(id).await,
+        }
+    }
+
+    /// A user's orders, newest first, at most `limit`.
+    pub async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.orders_of_user(user, limit).await,
+        }
+    }
+
+    /// Changes an order's status; false if there is no such order.
+    pub async fn set_order_status(&self, id: &OrderId, status: OrderStatus) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_order_status(id, status).await,
+        }
+    }
+
+    /// A user's most recent events, newest first, at most `limit`.
+    pub async fn events_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Event>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.events_of_user(user, limit).await,
+        }
+    }
+
+    /// Streams every event in insertion order to `each`, in pages (for feature pipelines and
+    /// exports that must not hold one query open for minutes).
+    pub async fn for_each_event(
+        &self,
+        kinds: Option<&[EventKind]>,
+        mut each: impl FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.for_each_event(kinds, &mut each).await,
+        }
+    }
+
+    /// Creates an API key for `role` and returns it in clear text: the only time it is seen.
+    pub async fn create_api_key(&self, role: ApiKeyRole, label: &str) -> Result<NewApiKey> {
+        let key = NewApiKey::generate(role)?;
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert_api_key(&key, label).await?,
+        }
+        Ok(key)
+    }
+
+    /// The role of a presented key, or `None` for an unknown or revoked key.
+    pub async fn verify_api_key(&self, key: &str) -> Result<Option<ApiKeyRole>> {
+        let hash = keys::hash_key(key);
+        match &self.backend {
+            Backend::Sqlite(s) => s.api_key_role(&hash).await,
+        }
+    }
+
+    /// How many active keys a role has.
+    pub async fn count_api_keys(&self, role: ApiKeyRole) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.count_api_keys(role).await,
+        }
+    }
+
+    /// Revokes the active keys whose prefix is `prefix`; returns how many.
+    pub async fn revoke_api_key(&self, prefix: &str) -> Result<u64> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.revoke_api_key(prefix).await,
+        }
+    }
+}
+
+impl Import {
+    /// Inserts items, replacing those already stored (an authoritative catalog).
+    pub async fn upsert_items(&mut self, items: &[Item]) -> Result<()> {
+        validate_all("item", items, Item::validate)?;
+        match &mut self.inner {
+            ImportInner::Sqlite(i) => i.write_items(items, true).await,
+        }
+    }
+
+    /// Inserts items that are not stored yet and leaves existing ones untouched (placeholder
+    /// catalog entries made from interaction files must not overwrite a real catalog).
+    pub async fn ensure_items(&mut self, items: &[Item]) -> Result<()> {
+        validate_all("item", items, Item::validate)?;
+        match &mut self.inner {
+            ImportInner::Sqlite(i) => i.write_items(items, false).await,
+        }
+    }
+
+    /// Inserts users, replacing those already stored.
+    pub async fn upsert_users(&mut self, users: &[User]) -> Result<()> {
+        validate_all("user", users, User::validate)?;
+        match &mut self.inner {
+            ImportInner::Sqlite(i) => i.write_users(users, true).await,
+        }
+    }
+
+    /// Inserts users that are not stored yet and leaves existing ones untouched.
+    pub async fn ensure_users(&mut self, users: &[User]) -> Result<()> {
+        validate_all("user", users, User::validate)?;
+        match &mut self.inner {
+            ImportInner::Sqlite(i) => i.write_users(users, false).await,
+        }
+    }
+
+    /// Inserts orders or replaces them (with all their lines).
+    pub async fn put_orders(&mut self, orders: &[Order]) -> Result<()> {
+        validate_all("order", orders, Order::validate)?;
+        match &mut self.inner {
+            ImportInner::Sqlite(i) => i.write_orders(orders).await,
+        }
+    }
+
+    /// Stores events once per `event_id`.
+    pub async fn insert_events(&mut self, events: &[Event]) -> Result<EventsInserted> {
+        let now = chrono::Utc::now();
+        validate_all("event", events, |e| e.validate(now))?;
+        match &mut self.inner {
+            ImportInner::Sqlite(i) => i.write_events(events).await,
+        }
+    }
+
+    /// Makes everything written durable at once.
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            ImportInner::Sqlite(i) => i.commit().await,
+        }
+    }
+
+    /// Undoes everything written (also what dropping the import does).
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            ImportInner::Sqlite(i) => i.rollback().await,
+        }
+    }
+}
+
+fn validate_all<T>(
+    what: &'static str,
+    values: &[T],
+    check: impl Fn(&T) -> marquee_domain::Result<()>,
+) -> Result<()> {
+    for (index, value) in values.iter().enumerate() {
+        check(value).map_err(|source| Error::Invalid {
+            what,
+            index,
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,637 @@
+//! The SQLite backend: one file in WAL mode with `synchronous = FULL`, foreign keys on,
+//! migrations from `migrations/sqlite` applied on open.
+
+use crate::{ApiKeyRole, Counts, Error, EventsInserted, NewApiKey, Result};
+use chrono::{DateTime, Utc};
+use marquee_domain::{
+    Actor, Currency, Event, EventId, EventKind, Item, ItemId, Money, Order, OrderId, OrderLine,
+    OrderStatus, SessionId, Timestamp, User, UserId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row, Sqlite, Transaction};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite allows at most 32,766 bound parameters per statement; stay well under it.
+const MAX_PARAMS: usize = 30_000;
+/// Rows per multi-row INSERT: large enough to amortise statement overhead.
+const MAX_ROWS: usize = 1_000;
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteStore {
+    pool: SqlitePool,
+    statements: Arc<Statements>,
+}
+
+/// Multi-row INSERT statements, built once per store (their text is fixed by the row count,
+/// so SQLite's prepared-statement cache reuses them).
+#[derive(Debug)]
+struct Statements {
+    events: Bulk,
+    items_upsert: Bulk,
+    items_ensure: Bulk,
+    users_upsert: Bulk,
+    users_ensure: Bulk,
+    orders: Bulk,
+    lines: Bulk,
+}
+
+#[derive(Debug)]
+struct Bulk {
+    rows: usize,
+    full: String,
+    head: String,
+    tail: &'static str,
+    cols: usize,
+}
+
+impl Bulk {
+    fn new(head: &str, cols: usize, tail: &'static str) -> Self {
+        let rows = (MAX_PARAMS / cols).min(MAX_ROWS);
+        Self {
+            rows,
+            full: values_sql(head, cols, rows, tail),
+            head: head.to_owned(),
+            tail,
+            cols,
+        }
+    }
+
+    fn sql(&self, rows: usize) -> String {
+        if rows == self.rows {
+            self.full.clone()
+        } else {
+            values_sql(&self.head, self.cols, rows, self.tail)
+        }
+    }
+}
+
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let tuple = format!("({})", vec!["?"; cols].join(","));
+    let mut sql = String::with_capacity(head.len() + rows * (tuple.len() + 1) + tail.len() + 8);
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&tuple);
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+const ITEM_COLS: &str = "INSERT INTO items (id, title, category, genres, price_minor, currency, in_stock, hidden, created_at, attributes)";
+const USER_COLS: &str = "INSERT INTO users (id, created_at, country, marketing_consent, email)";
+
+impl Statements {
+    fn new() -> Self {
+        Self {
+            events: Bulk::new(
+                "INSERT INTO events (event_id, user_id, session_id, item_id, kind, value, ts, context)",
+                8,
+                "ON CONFLICT (event_id) DO NOTHING",
+            ),
+            items_upsert: Bulk::new(
+                ITEM_COLS,
+                10,
+                "ON CONFLICT (id) DO UPDATE SET title = excluded.title, category = excluded.category, \
+                 genres = excluded.genres, price_minor = excluded.price_minor, currency = excluded.currency, \
+                 in_stock = excluded.in_stock, hidden = excluded.hidden, created_at = excluded.created_at, \
+                 attributes = excluded.attributes",
+            ),
+            items_ensure: Bulk::new(ITEM_COLS, 10, "ON CONFLICT (id) DO NOTHING"),
+            users_upsert: Bulk::new(
+                USER_COLS,
+                5,
+                "ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at, country = excluded.country, \
+                 marketing_consent = excluded.marketing_consent, email = excluded.email",
+            ),
+            users_ensure: Bulk::new(USER_COLS, 5, "ON CONFLICT (id) DO NOTHING"),
+            orders: Bulk::new(
+                "INSERT INTO orders (id, user_id, created_at, status)",
+                4,
+                "ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, created_at = excluded.created_at, \
+                 status = excluded.status",
+            ),
+            lines: Bulk::new(
+                "INSERT INTO order_lines (order_id, line_no, item_id, quantity, unit_price_minor, currency)",
+                6,
+                "",
+            ),
+        }
+    }
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> Result<Timestamp> {
+    DateTime::<Utc>::from_timestamp_millis(v)
+        .ok_or_else(|| Error::Corrupt(format!("timestamp {v} is out of range")))
+}
+
+fn corrupt(e: marquee_domain::ValidationError) -> Error {
+    Error::Corrupt(e.to_string())
+}
+
+impl SqliteStore {
+    pub(crate) async fn open(url: &str, path: &str) -> Result<Self> {
+        let memory = path == ":memory:";
+        if !memory
+            && let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Url {
+                url: url.into(),
+                reason: format!("cannot create the folder {}: {e}", parent.display()),
+            })?;
+        }
+        let options = if memory {
+            SqliteConnectOptions::new().in_memory(true)
+        } else {
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+        }
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+        // An in-memory database lives in one connection; a file is shared by a few.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if memory { 1 } else { 4 })
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| Error::Open {
+                url: url.into(),
+                source,
+            })?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            pool,
+            statements: Arc::new(Statements::new()),
+        })
+    }
+
+    pub(crate) async fn begin_import(&self) -> Result<SqliteImport> {
+        let tx = self.pool.begin().await?;
+        Ok(SqliteImport {
+            tx,
+            statements: Arc::clone(&self.statements),
+        })
+    }
+
+    pub(crate) async fn counts(&self) -> Result<Counts> {
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM items), \
+             (SELECT count(*) FROM orders), (SELECT count(*) FROM order_lines), \
+             (SELECT count(*) FROM events), (SELECT count(*) FROM events WHERE kind = 'rating'), \
+             (SELECT count(DISTINCT session_id) FROM events WHERE session_id IS NOT NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |i: usize| -> Result<u64> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+        Ok(Counts {
+            users: n(0)?,
+            items: n(1)?,
+            orders: n(2)?,
+            order_lines: n(3)?,
+            events: n(4)?,
+            ratings: n(5)?,
+            sessions: n(6)?,
+        })
+    }
+
+    pub(crate) async fn item(&self, id: &ItemId) -> Result<Option<Item>> {
+        sqlx::query(
+            "SELECT id, title, category, genres, price_minor, currency, in_stock, hidden, created_at, attributes \
+             FROM items WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| item_from_row(&r))
+        .transpose()
+    }
+
+    pub(crate) async fn items(&self, after: Option<&ItemId>, limit: u32) -> Result<Vec<Item>> {
+        let rows = sqlx::query(
+            "SELECT id, title, category, genres, price_minor, currency, in_stock, hidden, created_at, attributes \
+             FROM items WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after.map_or("", ItemId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    pub(crate) async fn user(&self, id: &UserId) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, created_at, country, marketing_consent, email FROM users WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(User {
+            id: UserId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
+            created_at: from_ms(r.try_get(1)?)?,
+            country: r.try_get(2)?,
+            marketing_consent: r.try_get::<i64, _>(3)? != 0,
+            email: r.try_get(4)?,
+        }))
+    }
+
+    pub(crate) async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+        let row = sqlx::query("SELECT id, user_id, created_at, status FROM orders WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(self.order_with_lines(&r).await?))
+    }
+
+    pub(crate) async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, created_at, status FROM orders WHERE user_id = ? \
+             ORDER BY created_at DESC, id DESC LIMIT ?",
+        )
+        .bind(user.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for r in &rows {
+            orders.push(self.order_with_lines(r).await?);
+        }
+        Ok(orders)
+    }
+
+    async fn order_with_lines(&self, r: &SqliteRow) -> Result<Order> {
+        let id = OrderId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?;
+        let lines = sqlx::query(
+            "SELECT item_id, quantity, unit_price_minor, currency FROM order_lines \
+             WHERE order_id = ? ORDER BY line_no",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|l| {
+            Ok(OrderLine {
+                item: ItemId::new(l.try_get::<String, _>(0)?).map_err(corrupt)?,
+                quantity: u32::try_from(l.try_get::<i64, _>(1)?)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?,
+                unit_price: Money::new(
+                    l.try_get(2)?,
+                    Currency::new(&l.try_get::<String, _>(3)?).map_err(corrupt)?,
+                ),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(Order {
+            id,
+            user: r
+                .try_get::<Option<String>, _>(1)?
+                .map(UserId::new)
+                .transpose()
+                .map_err(corrupt)?,
+            created_at: from_ms(r.try_get(2)?)?,
+            status: OrderStatus::parse(&r.try_get::<String, _>(3)?).map_err(corrupt)?,
+            lines,
+        })
+    }
+
+    pub(crate) async fn set_order_status(&self, id: &OrderId, status: OrderStatus) -> Result<bool> {
+        let done = sqlx::query("UPDATE orders SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(crate) async fn events_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context FROM events \
+             WHERE user_id = ? ORDER BY ts DESC, seq DESC LIMIT ?",
+        )
+        .bind(user.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub(crate) async fn for_each_event(
+        &self,
+        kinds: Option<&[EventKind]>,
+        each: &mut dyn FnMut(Event) -> Result<()>,
+    ) -> Result<()> {
+        const PAGE: i64 = 50_000;
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context, seq FROM events \
+                 WHERE seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.try_get(8)?;
+            for row in &rows {
+                let event = event_from_row(row)?;
+                if kinds.is_none_or(|k| k.contains(&event.kind)) {
+                    each(event)?;
+                }
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(crate) async fn insert_api_key(&self, key: &NewApiKey, label: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (role, key_hash, prefix, label, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(key.role.as_str())
+        .bind(key.hash())
+        .bind(key.prefix.as_str())
+        .bind(label)
+        .bind(ms(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn api_key_role(&self, hash: &[u8]) -> Result<Option<ApiKeyRole>> {
+        let row =
+            sqlx::query("SELECT role FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| ApiKeyRole::parse(&r.try_get::<String, _>(0)?))
+            .transpose()
+    }
+
+    pub(crate) async fn count_api_keys(&self, role: ApiKeyRole) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_keys WHERE role = ? AND revoked_at IS NULL",
+        )
+        .bind(role.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    pub(crate) async fn revoke_api_key(&self, prefix: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+        )
+        .bind(ms(Utc::now()))
+        .bind(prefix)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn item_from_row(r: &SqliteRow) -> Result<Item> {
+    let price = match (
+        r.try_get::<Option<i64>, _>(4)?,
+        r.try_get::<Option<String>, _>(5)?,
+    ) {
+        (Some(minor), Some(currency)) => Some(Money::new(
+            minor,
+            Currency::new(&currency).map_err(corrupt)?,
+        )),
+        _ => None,
+    };
+    let genres: Vec<String> = serde_json::from_str(&r.try_get::<String, _>(3)?)
+        .map_err(|e| Error::Corrupt(format!("item genres: {e}")))?;
+    let attributes = serde_json::from_str(&r.try_get::<String, _>(9)?)
+        .map_err(|e| Error::Corrupt(format!("item attributes: {e}")))?;
+    Ok(Item {
+        id: ItemId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
+        title: r.try_get(1)?,
+        category: r.try_get(2)?,
+        genres,
+        price,
+        in_stock: r.try_get::<i64, _>(6)? != 0,
+        hidden: r.try_get::<i64, _>(7)? != 0,
+        created_at: from_ms(r.try_get(8)?)?,
+        attributes,
+    })
+}
+
+fn event_from_row(r: &SqliteRow) -> Result<Event> {
+    let actor = match (
+        r.try_get::<Option<String>, _>(1)?,
+        r.try_get::<Option<String>, _>(2)?,
+    ) {
+        (Some(user), _) => Actor::User(UserId::new(user).map_err(corrupt)?),
+        (None, Some(session)) => Actor::Session(SessionId::new(session).map_err(corrupt)?),
+        (None, None) => {
+            return Err(Error::Corrupt(
+                "an event has neither user nor session".into(),
+            ));
+        }
+    };
+    let context = r
+        .try_get::<Option<String>, _>(7)?
+        .map(|c| serde_json::from_str(&c))
+        .transpose()
+        .map_err(|e| Error::Corrupt(format!("event context: {e}")))?;
+    Ok(Event {
+        id: EventId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
+        actor,
+        item: r
+            .try_get::<Option<String>, _>(3)?
+            .map(ItemId::new)
+            .transpose()
+            .map_err(corrupt)?,
+        kind: EventKind::parse(&r.try_get::<String, _>(4)?).map_err(corrupt)?,
+        value: r.try_get::<Option<f64>, _>(5)?.map(|v| v as f32),
+        timestamp: from_ms(r.try_get(6)?)?,
+        context,
+    })
+}
+
+pub(crate) struct SqliteImport {
+    tx: Transaction<'static, Sqlite>,
+    statements: Arc<Statements>,
+}
+
+impl SqliteImport {
+    pub(crate) async fn write_items(&mut self, items: &[Item], replace: bool) -> Result<()> {
+        let bulk = if replace {
+            &self.statements.items_upsert
+        } else {
+            &self.statements.items_ensure
+        };
+        for chunk in items.chunks(bulk.rows) {
+            let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
+            for it in chunk {
+                let genres =
+                    serde_json::to_string(&it.genres).map_err(|e| Error::Corrupt(e.to_string()))?;
+                q = q
+                    .bind(it.id.as_str())
+                    .bind(it.title.as_str())
+                    .bind(it.category.as_str())
+                    .bind(genres)
+                    .bind(it.price.map(|p| p.minor))
+                    .bind(it.price.map(|p| p.currency.as_str().to_owned()))
+                    .bind(i64::from(it.in_stock))
+                    .bind(i64::from(it.hidden))
+                    .bind(ms(it.created_at))
+                    .bind(it.attributes.to_string());
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write_users(&mut self, users: &[User], replace: bool) -> Result<()> {
+        let bulk = if replace {
+            &self.statements.users_upsert
+        } else {
+            &self.statements.users_ensure
+        };
+        for chunk in users.chunks(bulk.rows) {
+            let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
+            for u in chunk {
+                q = q
+                    .bind(u.id.as_str())
+                    .bind(ms(u.created_at))
+                    .bind(u.country.as_deref())
+                    .bind(i64::from(u.marketing_consent))
+                    .bind(u.email.as_deref());
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write_orders(&mut self, orders: &[Order]) -> Result<()> {
+        let bulk = &self.statements.orders;
+        for chunk in orders.chunks(bulk.rows) {
+            let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
+            for o in chunk {
+                q = q
+                    .bind(o.id.as_str())
+                    .bind(o.user.as_ref().map(UserId::as_str))
+                    .bind(ms(o.created_at))
+                    .bind(o.status.as_str());
+            }
+            q.execute(&mut *self.tx).await.map_err(|e| {
+                foreign_key_hint(e, "an order names a user that is not in the store")
+            })?;
+            // Replacing an order replaces all its lines.
+            let mut del = String::from("DELETE FROM order_lines WHERE order_id IN (");
+            del.push_str(&vec!["?"; chunk.len()].join(","));
+            del.push(')');
+            let mut q = sqlx::query(AssertSqlSafe(del));
+            for o in chunk {
+                q = q.bind(o.id.as_str());
+            }
+            q.execute(&mut *self.tx).await?;
+        }
+        let lines: Vec<(&Order, usize, &OrderLine)> = orders
+            .iter()
+            .flat_map(|o| o.lines.iter().enumerate().map(move |(n, l)| (o, n, l)))
+            .collect();
+        let bulk = &self.statements.lines;
+        for chunk in lines.chunks(bulk.rows) {
+            let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
+            for (o, n, l) in chunk {
+                q = q
+                    .bind(o.id.as_str())
+                    .bind(*n as i64)
+                    .bind(l.item.as_str())
+                    .bind(i64::from(l.quantity))
+                    .bind(l.unit_price.minor)
+                    .bind(l.unit_price.currency.as_str());
+            }
+            q.execute(&mut *self.tx).await.map_err(|e| {
+                foreign_key_hint(e, "an order line names an item that is not in the catalog")
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn write_events(&mut self, events: &[Event]) -> Result<EventsInserted> {
+        let bulk = &self.statements.events;
+        let mut inserted = 0u64;
+        for chunk in events.chunks(bulk.rows) {
+            let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
+            for e in chunk {
+                let (user, session) = match &e.actor {
+                    Actor::User(u) => (Some(u.as_str()), None),
+                    Actor::Session(s) => (None, Some(s.as_str())),
+                };
+                q = q
+                    .bind(e.id.as_str())
+                    .bind(user)
+                    .bind(session)
+                    .bind(e.item.as_ref().map(ItemId::as_str))
+                    .bind(e.kind.as_str())
+                    .bind(e.value.map(f64::from))
+                    .bind(ms(e.timestamp))
+                    .bind(e.context.as_ref().map(ToString::to_string));
+            }
+            inserted += q.execute(&mut *self.tx).await?.rows_affected();
+        }
+        Ok(EventsInserted {
+            inserted,
+            duplicates: events.len() as u64 - inserted,
+        })
+    }
+
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+fn foreign_key_hint(e: sqlx::Error, hint: &str) -> Error {
+    let is_fk = e
+        .as_database_error()
+        .is_some_and(|d| d.message().contains("FOREIGN KEY"));
+    if is_fk {
+        Error::Conflict(format!("{hint} (foreign key constraint failed)"))
+    } else {
+        Error::Database(e)
+    }
+}
