@@ -21,11 +21,11 @@ pub mod interactions;
 pub mod movielens;
 pub mod online_retail;
 pub mod otto;
-pub mod rng;
 pub mod store_dir;
 mod text;
 
 pub use error::{Error, Location, Result};
+pub use marquee_domain::rng;
 
 use marquee_domain::{Event, Item, Order, User};
 

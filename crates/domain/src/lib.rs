@@ -4,7 +4,9 @@
 //!
 //! This crate owns the rules of what a valid value is (an id is never empty, a rating is
 //! within its star range, an order line has a positive quantity, an event is not from the far
-//! future) and reports a broken rule as a typed [`ValidationError`]. It does no I/O and knows
+//! future) and reports a broken rule as a typed [`ValidationError`]. It also holds the one
+//! seeded random generator ([`rng`]) that data generation and data splits share, so that a seed
+//! reproduces the same numbers everywhere. It does no I/O and knows
 //! no storage, HTTP or model: every other crate builds on it. All types are plain data, `Send`
 //! and `Sync`.
 
@@ -13,6 +15,7 @@ mod ids;
 mod item;
 mod money;
 mod order;
+pub mod rng;
 mod user;
 
 pub use event::{Actor, Event, EventKind, MAX_DWELL_SECONDS, MAX_FUTURE_SKEW, RATING_RANGE};

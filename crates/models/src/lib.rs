@@ -1,0 +1,53 @@
+//! Recommendation models over a CSR interaction matrix, the splits they are evaluated on and
+//! the ranking metrics they are judged by.
+//!
+//! - [`Interactions`]: users × items confidence matrix (CSR, f32) with its id maps.
+//! - [`split`]: per-user random hold-out, seeded.
+//! - [`metrics`]: precision, recall, nDCG (log2 discount), MAP at k, and catalog coverage, with
+//!   items seen in training excluded, binary relevance, averaged over test users.
+//! - Models: [`Popularity`], implicit ALS ([`Als`], Hu-Koren-Volinsky with a conjugate-gradient
+//!   solver), [`Ease`] (Steck 2019, dense solve with faer). Every model implements [`Scorer`].
+//!
+//! This crate knows nothing of storage, HTTP or Polars. Threading: fitting and evaluation use
+//! rayon's global pool; fitted models are immutable and `Send + Sync`.
+
+mod als;
+mod ease;
+mod matrix;
+pub mod metrics;
+mod popularity;
+pub mod split;
+mod topk;
+
+pub use als::{Als, AlsParams};
+pub use ease::{Ease, EaseParams, MAX_EASE_ITEMS};
+pub use matrix::{IdMap, Interactions, Row};
+pub use popularity::Popularity;
+pub use topk::top_k;
+
+/// What went wrong while fitting or evaluating.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid parameter {name}: {message}")]
+    Parameter { name: &'static str, message: String },
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("the numeric solve failed: {0}")]
+    Numeric(String),
+    #[error("the interaction matrix is empty")]
+    Empty,
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A fitted model that scores every item for a user.
+pub trait Scorer: Send + Sync {
+    /// A short name (`popularity`, `als`, `ease`).
+    fn name(&self) -> &'static str;
+    /// Number of items scored.
+    fn n_items(&self) -> usize;
+    /// Writes a score for every item into `out` (length [`Scorer::n_items`]) for the user with
+    /// row index `user` in the training matrix, whose training interactions are `history`.
+    fn score(&self, user: usize, history: Row<'_>, out: &mut [f32]);
+}

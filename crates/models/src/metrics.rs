@@ -1,0 +1,139 @@
+//! Ranking metrics, as DESIGN.md defines them: top-k with items seen in training excluded,
+//! binary relevance (an item is relevant if it is in the user's test set), averaged over all
+//! users with at least one test item.
+//!
+//! - precision@k = hits / k
+//! - recall@k = hits / |relevant|
+//! - nDCG@k = DCG / IDCG with gain 1 / log2(rank + 1), IDCG over min(k, |relevant|) hits
+//! - MAP@k = (Σ over hit ranks r of precision@r) / min(k, |relevant|)
+//! - coverage = distinct items recommended to anyone / items in the catalog
+
+use crate::{Interactions, Scorer, top_k};
+use rayon::prelude::*;
+
+/// Averages over test users.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Metrics {
+    pub k: usize,
+    pub precision: f64,
+    pub recall: f64,
+    pub ndcg: f64,
+    pub map: f64,
+    pub coverage: f64,
+    /// Users evaluated (those with at least one test item).
+    pub users: usize,
+}
+
+/// Metrics of one ranked list against a sorted set of relevant items.
+pub fn rank_metrics(ranked: &[u32], relevant: &[u32], k: usize) -> (f64, f64, f64, f64) {
+    if relevant.is_empty() || k == 0 {
+        return (0.0, 0.0, 0.0, 0.0);
+    }
+    let mut hits = 0usize;
+    let mut dcg = 0.0;
+    let mut ap = 0.0;
+    for (r, item) in ranked.iter().take(k).enumerate() {
+        if relevant.binary_search(item).is_ok() {
+            hits += 1;
+            dcg += 1.0 / ((r + 2) as f64).log2();
+            ap += hits as f64 / (r + 1) as f64;
+        }
+    }
+    let ideal_hits = k.min(relevant.len());
+    let idcg: f64 = (0..ideal_hits).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
+    (
+        hits as f64 / k as f64,
+        hits as f64 / relevant.len() as f64,
+        dcg / idcg,
+        ap / ideal_hits as f64,
+    )
+}
+
+/// Evaluates a model: for every user with test items, scores all items, removes the user's
+/// training items, takes the top `k` and compares with the test items.
+pub fn evaluate(
+    model: &dyn Scorer,
+    train: &Interactions,
+    test: &Interactions,
+    k: usize,
+) -> Metrics {
+    let n_items = model.n_items();
+    let users: Vec<usize> = (0..test.n_users())
+        .filter(|&u| !test.row(u).is_empty())
+        .collect();
+    let per_user: Vec<(f64, f64, f64, f64, Vec<u32>)> = users
+        .par_iter()
+        .map_init(
+            || vec![0f32; n_items],
+            |scores, &u| {
+                let history = train.row(u);
+                model.score(u, history, scores);
+                let ranked: Vec<u32> = top_k(scores, k, history.items)
+                    .into_iter()
+                    .map(|(i, _)| i)
+                    .collect();
+                let (p, r, n, m) = rank_metrics(&ranked, test.row(u).items, k);
+                (p, r, n, m, ranked)
+            },
+        )
+        .collect();
+    let count = per_user.len().max(1) as f64;
+    let mut seen = vec![false; n_items];
+    let mut m = Metrics {
+        k,
+        users: per_user.len(),
+        ..Metrics::default()
+    };
+    for (p, r, n, a, ranked) in &per_user {
+        m.precision += p;
+        m.recall += r;
+        m.ndcg += n;
+        m.map += a;
+        for &i in ranked {
+            seen[i as usize] = true;
+        }
+    }
+    m.precision /= count;
+    m.recall /= count;
+    m.ndcg /= count;
+    m.map /= count;
+    m.coverage = seen.iter().filter(|&&s| s).count() as f64 / n_items.max(1) as f64;
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn hand_computed_cases() {
+        // Relevant {1, 4, 7}; ranked [1, 2, 4, 5] at k = 4: hits at ranks 1 and 3.
+        let (p, r, n, m) = rank_metrics(&[1, 2, 4, 5], &[1, 4, 7], 4);
+        close(p, 2.0 / 4.0);
+        close(r, 2.0 / 3.0);
+        let dcg = 1.0 + 1.0 / 4f64.log2();
+        let idcg = 1.0 + 1.0 / 3f64.log2() + 1.0 / 4f64.log2();
+        close(n, dcg / idcg);
+        close(m, (1.0 + 2.0 / 3.0) / 3.0);
+
+        // A perfect list scores 1 on nDCG, MAP and recall.
+        let (p, r, n, m) = rank_metrics(&[7, 4, 1], &[1, 4, 7], 3);
+        close(p, 1.0);
+        close(r, 1.0);
+        close(n, 1.0);
+        close(m, 1.0);
+
+        // No hit scores 0; only the first k count.
+        assert_eq!(rank_metrics(&[2, 3, 1], &[1], 2), (0.0, 0.0, 0.0, 0.0));
+
+        // More relevant items than k: IDCG and MAP normalise by k.
+        let (_, r, n, m) = rank_metrics(&[9], &[1, 2, 9], 1);
+        close(r, 1.0 / 3.0);
+        close(n, 1.0);
+        close(m, 1.0);
+    }
+}

@@ -1,0 +1,300 @@
+//! Feature pipelines over Polars lazy frames, for training only (never on the request path).
+//!
+//! [`EventWeights`] is the one definition of how much each behaviour counts; training uses it
+//! here and the serving engine uses the same values (they are written into every model's
+//! manifest) when it folds new events into a user's vector.
+//!
+//! [`interactions`] turns events and order lines into the users × items confidence matrix:
+//! each event weighs by its kind (a rating by its stars), each line of a placed, paid or
+//! shipped order adds a purchase, each line of a cancelled or refunded order subtracts one,
+//! everything decays exponentially with age when a half-life is set, weights are summed per
+//! (user, item), and pairs that end at zero or below are dropped. Anonymous sessions count as
+//! users named `session:<id>`.
+//!
+//! Threading: Polars runs the plan on its own thread pool; the functions block until done.
+
+use marquee_domain::{Actor, Event, EventKind, Order, Timestamp};
+use marquee_models::Interactions;
+use polars::prelude::*;
+
+/// What went wrong in a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("pipeline failed: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("invalid setting {name}: {message}")]
+    Setting { name: &'static str, message: String },
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How much each behaviour counts towards a user's interest in an item.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventWeights {
+    pub view: f32,
+    pub click: f32,
+    pub add_to_cart: f32,
+    pub remove_from_cart: f32,
+    pub wishlist: f32,
+    pub purchase: f32,
+    /// A rating counts `rating_per_star × stars`.
+    pub rating_per_star: f32,
+    /// A dwell counts `dwell_per_minute × minutes`, at most `dwell_cap`.
+    pub dwell_per_minute: f32,
+    pub dwell_cap: f32,
+}
+
+impl Default for EventWeights {
+    fn default() -> Self {
+        Self {
+            view: 1.0,
+            click: 1.0,
+            add_to_cart: 3.0,
+            remove_from_cart: -2.0,
+            wishlist: 3.0,
+            purchase: 5.0,
+            rating_per_star: 1.0,
+            dwell_per_minute: 0.5,
+            dwell_cap: 3.0,
+        }
+    }
+}
+
+impl EventWeights {
+    /// The weight of one event (before time decay).
+    pub fn weight(&self, kind: EventKind, value: Option<f32>) -> f32 {
+        match kind {
+            EventKind::View => self.view,
+            EventKind::Click => self.click,
+            EventKind::AddToCart => self.add_to_cart,
+            EventKind::RemoveFromCart => self.remove_from_cart,
+            EventKind::Wishlist => self.wishlist,
+            EventKind::Purchase => self.purchase,
+            EventKind::Rating => self.rating_per_star * value.unwrap_or(0.0),
+            EventKind::Dwell => {
+                (self.dwell_per_minute * value.unwrap_or(0.0) / 60.0).min(self.dwell_cap)
+            }
+        }
+    }
+}
+
+/// Settings of [`interactions`].
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InteractionSettings {
+    pub weights: EventWeights,
+    /// Age at which a behaviour counts half; `None` (or 0) for no decay.
+    pub half_life_days: Option<f64>,
+    /// Count order lines (true) or only events (false).
+    pub use_orders: bool,
+}
+
+impl Default for InteractionSettings {
+    fn default() -> Self {
+        Self {
+            weights: EventWeights::default(),
+            half_life_days: None,
+            use_orders: true,
+        }
+    }
+}
+
+fn actor_key(actor: &Actor) -> String {
+    match actor {
+        Actor::User(u) => u.as_str().to_owned(),
+        Actor::Session(s) => format!("session:{s}"),
+    }
+}
+
+/// Builds the weighted users × items matrix from events and orders. Time decay is measured
+/// from `reference` (default: the newest event or order).
+pub fn interactions(
+    events: &[Event],
+    orders: &[Order],
+    settings: &InteractionSettings,
+    reference: Option<Timestamp>,
+) -> Result<Interactions> {
+    let frame = weighted_frame(events, orders, settings, reference)?;
+    let users = frame.column("user")?.str()?.clone();
+    let items = frame.column("item")?.str()?.clone();
+    let weights = frame.column("weight")?.cast(&DataType::Float32)?;
+    let weights = weights.f32()?;
+    let triplets = users
+        .iter()
+        .zip(items.iter())
+        .zip(weights.iter())
+        .filter_map(|((u, i), w)| Some((u?, i?, w?)));
+    Ok(Interactions::from_triplets(triplets))
+}
+
+/// The (user, item, weight) frame behind [`interactions`], sorted by user and item.
+pub fn weighted_frame(
+    events: &[Event],
+    orders: &[Order],
+    settings: &InteractionSettings,
+    reference: Option<Timestamp>,
+) -> Result<DataFrame> {
+    if let Some(h) = settings.half_life_days
+        && (h.is_nan() || h < 0.0)
+    {
+        return Err(Error::Setting {
+            name: "half_life_days",
+            message: format!("{h} is not zero or positive"),
+        });
+    }
+    let w = &settings.weights;
+    let mut user = Vec::with_capacity(events.len());
+    let mut item = Vec::with_capacity(events.len());
+    let mut base = Vec::with_capacity(events.len());
+    let mut ts = Vec::with_capacity(events.len());
+    for e in events {
+        let Some(it) = &e.item else { continue };
+        user.push(actor_key(&e.actor));
+        item.push(it.as_str().to_owned());
+        base.push(w.weight(e.kind, e.value));
+        ts.push(e.timestamp.timestamp_millis());
+    }
+    if settings.use_orders {
+        for o in orders {
+            let Some(u) = &o.user else { continue };
+            let sign = if o.status.is_reversal() { -1.0 } else { 1.0 };
+            for line in &o.lines {
+                user.push(u.as_str().to_owned());
+                item.push(line.item.as_str().to_owned());
+                base.push(sign * w.purchase);
+                ts.push(o.created_at.timestamp_millis());
+            }
+        }
+    }
+    let newest = ts.iter().copied().max().unwrap_or(0);
+    let reference = reference.map_or(newest, |r| r.timestamp_millis());
+    let df = df!(
+        "user" => user,
+        "item" => item,
+        "base" => base,
+        "ts" => ts,
+    )?;
+    let decayed = match settings.half_life_days.filter(|&h| h > 0.0) {
+        Some(days) => {
+            let half_life_ms = days * 86_400_000.0;
+            col("base")
+                * lit(0.5f64)
+                    .pow((lit(reference) - col("ts")).cast(DataType::Float64) / lit(half_life_ms))
+        }
+        None => col("base").cast(DataType::Float64),
+    };
+    let out = df
+        .lazy()
+        .with_column(decayed.alias("weight"))
+        .group_by([col("user"), col("item")])
+        .agg([col("weight").sum()])
+        .filter(col("weight").gt(lit(0.0)))
+        .sort(["user", "item"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use marquee_domain::{
+        Currency, EventId, ItemId, Money, OrderId, OrderLine, OrderStatus, SessionId, UserId,
+    };
+
+    fn now() -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 1, 31, 0, 0, 0).unwrap()
+    }
+
+    fn event(user: &str, item: &str, kind: EventKind, value: Option<f32>, days_ago: i64) -> Event {
+        Event {
+            id: EventId::new(format!("{user}-{item}-{kind:?}-{days_ago}")).unwrap(),
+            actor: Actor::User(UserId::new(user).unwrap()),
+            item: Some(ItemId::new(item).unwrap()),
+            kind,
+            value,
+            timestamp: now() - TimeDelta::days(days_ago),
+            context: None,
+        }
+    }
+
+    fn order(user: &str, item: &str, status: OrderStatus) -> Order {
+        Order {
+            id: OrderId::new(format!("{user}-{item}-{status:?}")).unwrap(),
+            user: Some(UserId::new(user).unwrap()),
+            created_at: now(),
+            status,
+            lines: vec![OrderLine {
+                item: ItemId::new(item).unwrap(),
+                quantity: 2,
+                unit_price: Money::new(100, Currency::new("EUR").unwrap()),
+            }],
+        }
+    }
+
+    #[test]
+    fn weights_sum_per_pair_and_reversals_subtract() {
+        let events = vec![
+            event("u1", "a", EventKind::View, None, 0),
+            event("u1", "a", EventKind::AddToCart, None, 0),
+            event("u1", "b", EventKind::Rating, Some(4.5), 0),
+            event("u2", "a", EventKind::View, None, 0),
+        ];
+        let orders = vec![
+            order("u1", "c", OrderStatus::Paid),
+            order("u2", "a", OrderStatus::Refunded),
+        ];
+        let m = interactions(
+            &events,
+            &orders,
+            &InteractionSettings::default(),
+            Some(now()),
+        )
+        .unwrap();
+        let u1 = m.users.get("u1").unwrap() as usize;
+        let got: Vec<(&str, f32)> = m.row(u1).iter().map(|(i, w)| (m.items.id(i), w)).collect();
+        assert_eq!(got, [("a", 4.0), ("b", 4.5), ("c", 5.0)]);
+        // u2 viewed a (1) and had it refunded (−5): the pair, u2's only one, is dropped.
+        assert!(m.users.get("u2").is_none());
+        assert_eq!(m.nnz(), 3);
+    }
+
+    #[test]
+    fn half_life_halves_the_weight_and_sessions_are_rows() {
+        let mut events = vec![
+            event("u1", "a", EventKind::Purchase, None, 10),
+            event("u1", "b", EventKind::Purchase, None, 0),
+        ];
+        let mut anon = event("x", "a", EventKind::View, None, 0);
+        anon.actor = Actor::Session(SessionId::new("s9").unwrap());
+        events.push(anon);
+        let settings = InteractionSettings {
+            half_life_days: Some(10.0),
+            ..InteractionSettings::default()
+        };
+        let m = interactions(&events, &[], &settings, Some(now())).unwrap();
+        let u1 = m.users.get("u1").unwrap() as usize;
+        let got: Vec<f32> = m.row(u1).iter().map(|(_, w)| w).collect();
+        assert!(
+            (got[0] - 2.5).abs() < 1e-5 && (got[1] - 5.0).abs() < 1e-5,
+            "{got:?}"
+        );
+        assert!(m.users.get("session:s9").is_some());
+        let bad = InteractionSettings {
+            half_life_days: Some(-1.0),
+            ..InteractionSettings::default()
+        };
+        assert!(interactions(&events, &[], &bad, None).is_err());
+    }
+
+    #[test]
+    fn weights_by_kind() {
+        let w = EventWeights::default();
+        assert_eq!(w.weight(EventKind::Rating, Some(4.0)), 4.0);
+        assert_eq!(w.weight(EventKind::Dwell, Some(60.0)), 0.5);
+        assert_eq!(w.weight(EventKind::Dwell, Some(36_000.0)), 3.0);
+        assert_eq!(w.weight(EventKind::Purchase, None), 5.0);
+    }
+}
