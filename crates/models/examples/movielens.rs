@@ -49,7 +49,7 @@ fn main() {
         &evaluate(&pop, &split.train, &split.test, 10),
         t.elapsed().as_secs_f64(),
     );
-    for lambda in [200.0, 500.0, 1000.0] {
+    for lambda in [200.0] {
         let t = Instant::now();
         let ease = Ease::fit(
             &split.train,
@@ -68,9 +68,11 @@ fn main() {
     }
     for (factors, reg, alpha) in [
         (64, 0.05, 2.0),
-        (64, 1.0, 10.0),
-        (128, 5.0, 20.0),
-        (64, 10.0, 40.0),
+        (64, 5.0, 1.0),
+        (64, 20.0, 2.0),
+        (128, 50.0, 4.0),
+        (32, 1.0, 1.0),
+        (16, 0.1, 1.0),
     ] {
         let t = Instant::now();
         let params = AlsParams {
