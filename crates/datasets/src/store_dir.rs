@@ -22,6 +22,38 @@ pub const FILES: [&str; 5] = [
     "events.csv",
 ];
 
+const ITEM_COLUMNS: [&str; 10] = [
+    "id",
+    "title",
+    "category",
+    "genres",
+    "price_minor",
+    "currency",
+    "in_stock",
+    "hidden",
+    "created_at",
+    "attributes",
+];
+const USER_COLUMNS: [&str; 5] = ["id", "created_at", "country", "marketing_consent", "email"];
+const ORDER_COLUMNS: [&str; 4] = ["id", "user_id", "created_at", "status"];
+const LINE_COLUMNS: [&str; 5] = [
+    "order_id",
+    "item_id",
+    "quantity",
+    "unit_price_minor",
+    "currency",
+];
+const EVENT_COLUMNS: [&str; 8] = [
+    "event_id",
+    "user_id",
+    "session_id",
+    "item_id",
+    "kind",
+    "value",
+    "timestamp",
+    "context",
+];
+
 fn time_text(t: Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -48,49 +80,11 @@ impl StoreDirWriter {
             Ok(w)
         };
         Ok(Self {
-            items: open(
-                FILES[0],
-                &[
-                    "id",
-                    "title",
-                    "category",
-                    "genres",
-                    "price_minor",
-                    "currency",
-                    "in_stock",
-                    "hidden",
-                    "created_at",
-                    "attributes",
-                ],
-            )?,
-            users: open(
-                FILES[1],
-                &["id", "created_at", "country", "marketing_consent", "email"],
-            )?,
-            orders: open(FILES[2], &["id", "user_id", "created_at", "status"])?,
-            lines: open(
-                FILES[3],
-                &[
-                    "order_id",
-                    "item_id",
-                    "quantity",
-                    "unit_price_minor",
-                    "currency",
-                ],
-            )?,
-            events: open(
-                FILES[4],
-                &[
-                    "event_id",
-                    "user_id",
-                    "session_id",
-                    "item_id",
-                    "kind",
-                    "value",
-                    "timestamp",
-                    "context",
-                ],
-            )?,
+            items: open(FILES[0], &ITEM_COLUMNS)?,
+            users: open(FILES[1], &USER_COLUMNS)?,
+            orders: open(FILES[2], &ORDER_COLUMNS)?,
+            lines: open(FILES[3], &LINE_COLUMNS)?,
+            events: open(FILES[4], &EVENT_COLUMNS)?,
             dir: dir.to_owned(),
         })
     }
@@ -295,114 +289,80 @@ pub fn read(dir: &Path) -> Result<Bundle> {
     }
     let now = Utc::now();
     let mut b = Bundle::default();
-    each_record(
-        &dir.join(FILES[0]),
-        &[
-            "id",
-            "title",
-            "category",
-            "genres",
-            "price_minor",
-            "currency",
-            "in_stock",
-            "hidden",
-            "created_at",
-            "attributes",
-        ],
-        |f, c| {
-            let id = ItemId::new(f.text(c[0])).map_err(|e| f.bad("id", e.to_string()))?;
-            let mut item = Item::new(id, f.text(c[1]), f.text(c[2]), f.time(c[8], "created_at")?);
-            item.genres = f
-                .text(c[3])
-                .split('|')
-                .filter(|g| !g.is_empty())
-                .map(str::to_owned)
-                .collect();
-            item.price = match (f.opt(c[4]), f.opt(c[5])) {
-                (None, None) => None,
-                (Some(_), Some(_)) => Some(Money::new(
-                    f.int(c[4], "price_minor")?,
-                    f.currency(c[5], "currency")?,
-                )),
-                _ => return Err(f.bad("currency", "price_minor and currency go together")),
-            };
-            item.in_stock = f.flag(c[6], "in_stock")?;
-            item.hidden = f.flag(c[7], "hidden")?;
-            item.attributes = f
-                .json(c[9], "attributes")?
-                .unwrap_or_else(|| serde_json::json!({}));
-            item.validate()
-                .map_err(|e| f.bad(e.field(), e.to_string()))?;
-            b.items.push(item);
-            Ok(())
-        },
-    )?;
-    each_record(
-        &dir.join(FILES[1]),
-        &["id", "created_at", "country", "marketing_consent", "email"],
-        |f, c| {
-            let id = UserId::new(f.text(c[0])).map_err(|e| f.bad("id", e.to_string()))?;
-            let mut user = User::new(id, f.time(c[1], "created_at")?);
-            user.country = f.opt(c[2]);
-            user.marketing_consent = f.flag(c[3], "marketing_consent")?;
-            user.email = f.opt(c[4]);
-            user.validate()
-                .map_err(|e| f.bad(e.field(), e.to_string()))?;
-            b.users.push(user);
-            Ok(())
-        },
-    )?;
+    each_record(&dir.join(FILES[0]), &ITEM_COLUMNS, |f, c| {
+        let id = ItemId::new(f.text(c[0])).map_err(|e| f.bad("id", e.to_string()))?;
+        let mut item = Item::new(id, f.text(c[1]), f.text(c[2]), f.time(c[8], "created_at")?);
+        item.genres = f
+            .text(c[3])
+            .split('|')
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect();
+        item.price = match (f.opt(c[4]), f.opt(c[5])) {
+            (None, None) => None,
+            (Some(_), Some(_)) => Some(Money::new(
+                f.int(c[4], "price_minor")?,
+                f.currency(c[5], "currency")?,
+            )),
+            _ => return Err(f.bad("currency", "price_minor and currency go together")),
+        };
+        item.in_stock = f.flag(c[6], "in_stock")?;
+        item.hidden = f.flag(c[7], "hidden")?;
+        item.attributes = f
+            .json(c[9], "attributes")?
+            .unwrap_or_else(|| serde_json::json!({}));
+        item.validate()
+            .map_err(|e| f.bad(e.field(), e.to_string()))?;
+        b.items.push(item);
+        Ok(())
+    })?;
+    each_record(&dir.join(FILES[1]), &USER_COLUMNS, |f, c| {
+        let id = UserId::new(f.text(c[0])).map_err(|e| f.bad("id", e.to_string()))?;
+        let mut user = User::new(id, f.time(c[1], "created_at")?);
+        user.country = f.opt(c[2]);
+        user.marketing_consent = f.flag(c[3], "marketing_consent")?;
+        user.email = f.opt(c[4]);
+        user.validate()
+            .map_err(|e| f.bad(e.field(), e.to_string()))?;
+        b.users.push(user);
+        Ok(())
+    })?;
     let mut index: HashMap<String, usize> = HashMap::new();
-    each_record(
-        &dir.join(FILES[2]),
-        &["id", "user_id", "created_at", "status"],
-        |f, c| {
-            let id = OrderId::new(f.text(c[0])).map_err(|e| f.bad("id", e.to_string()))?;
-            if index.insert(id.to_string(), b.orders.len()).is_some() {
-                return Err(f.bad("id", format!("order {id} appears twice")));
-            }
-            b.orders.push(Order {
-                id,
-                user: f
-                    .opt(c[1])
-                    .map(UserId::new)
-                    .transpose()
-                    .map_err(|e| f.bad("user_id", e.to_string()))?,
-                created_at: f.time(c[2], "created_at")?,
-                status: OrderStatus::parse(f.text(c[3]))
-                    .map_err(|e| f.bad("status", e.to_string()))?,
-                lines: Vec::new(),
-            });
-            Ok(())
-        },
-    )?;
-    each_record(
-        &dir.join(FILES[3]),
-        &[
-            "order_id",
-            "item_id",
-            "quantity",
-            "unit_price_minor",
-            "currency",
-        ],
-        |f, c| {
-            let Some(&i) = index.get(f.text(c[0])) else {
-                return Err(f.bad(
-                    "order_id",
-                    format!("order {} is not in orders.csv", f.text(c[0])),
-                ));
-            };
-            let item = ItemId::new(f.text(c[1])).map_err(|e| f.bad("item_id", e.to_string()))?;
-            let price = Money::new(
-                f.int(c[3], "unit_price_minor")?,
-                f.currency(c[4], "currency")?,
-            );
-            let line = OrderLine::from_signed(item, f.int(c[2], "quantity")?, price)
-                .map_err(|e| f.bad(e.field(), e.to_string()))?;
-            b.orders[i].lines.push(line);
-            Ok(())
-        },
-    )?;
+    each_record(&dir.join(FILES[2]), &ORDER_COLUMNS, |f, c| {
+        let id = OrderId::new(f.text(c[0])).map_err(|e| f.bad("id", e.to_string()))?;
+        if index.insert(id.to_string(), b.orders.len()).is_some() {
+            return Err(f.bad("id", format!("order {id} appears twice")));
+        }
+        b.orders.push(Order {
+            id,
+            user: f
+                .opt(c[1])
+                .map(UserId::new)
+                .transpose()
+                .map_err(|e| f.bad("user_id", e.to_string()))?,
+            created_at: f.time(c[2], "created_at")?,
+            status: OrderStatus::parse(f.text(c[3])).map_err(|e| f.bad("status", e.to_string()))?,
+            lines: Vec::new(),
+        });
+        Ok(())
+    })?;
+    each_record(&dir.join(FILES[3]), &LINE_COLUMNS, |f, c| {
+        let Some(&i) = index.get(f.text(c[0])) else {
+            return Err(f.bad(
+                "order_id",
+                format!("order {} is not in orders.csv", f.text(c[0])),
+            ));
+        };
+        let item = ItemId::new(f.text(c[1])).map_err(|e| f.bad("item_id", e.to_string()))?;
+        let price = Money::new(
+            f.int(c[3], "unit_price_minor")?,
+            f.currency(c[4], "currency")?,
+        );
+        let line = OrderLine::from_signed(item, f.int(c[2], "quantity")?, price)
+            .map_err(|e| f.bad(e.field(), e.to_string()))?;
+        b.orders[i].lines.push(line);
+        Ok(())
+    })?;
     for o in &b.orders {
         o.validate().map_err(|e| {
             Error::malformed(
@@ -413,59 +373,46 @@ pub fn read(dir: &Path) -> Result<Bundle> {
             )
         })?;
     }
-    each_record(
-        &dir.join(FILES[4]),
-        &[
-            "event_id",
-            "user_id",
-            "session_id",
-            "item_id",
-            "kind",
-            "value",
-            "timestamp",
-            "context",
-        ],
-        |f, c| {
-            let actor = match (f.opt(c[1]), f.opt(c[2])) {
-                (Some(u), None) => {
-                    Actor::User(UserId::new(u).map_err(|e| f.bad("user_id", e.to_string()))?)
-                }
-                (None, Some(s)) => Actor::Session(
-                    SessionId::new(s).map_err(|e| f.bad("session_id", e.to_string()))?,
-                ),
-                _ => {
-                    return Err(f.bad(
-                        "user_id",
-                        "exactly one of user_id and session_id must be set",
-                    ));
-                }
-            };
-            let value = f
-                .opt(c[5])
-                .map(|v| {
-                    v.parse::<f32>()
-                        .map_err(|_| f.bad("value", format!("{v:?} is not a number")))
-                })
-                .transpose()?;
-            let event = Event {
-                id: EventId::new(f.text(c[0])).map_err(|e| f.bad("event_id", e.to_string()))?,
-                actor,
-                item: f
-                    .opt(c[3])
-                    .map(ItemId::new)
-                    .transpose()
-                    .map_err(|e| f.bad("item_id", e.to_string()))?,
-                kind: EventKind::parse(f.text(c[4])).map_err(|e| f.bad("kind", e.to_string()))?,
-                value,
-                timestamp: f.time(c[6], "timestamp")?,
-                context: f.json(c[7], "context")?,
-            };
-            event
-                .validate(now)
-                .map_err(|e| f.bad(e.field(), e.to_string()))?;
-            b.events.push(event);
-            Ok(())
-        },
-    )?;
+    each_record(&dir.join(FILES[4]), &EVENT_COLUMNS, |f, c| {
+        let actor = match (f.opt(c[1]), f.opt(c[2])) {
+            (Some(u), None) => {
+                Actor::User(UserId::new(u).map_err(|e| f.bad("user_id", e.to_string()))?)
+            }
+            (None, Some(s)) => {
+                Actor::Session(SessionId::new(s).map_err(|e| f.bad("session_id", e.to_string()))?)
+            }
+            _ => {
+                return Err(f.bad(
+                    "user_id",
+                    "exactly one of user_id and session_id must be set",
+                ));
+            }
+        };
+        let value = f
+            .opt(c[5])
+            .map(|v| {
+                v.parse::<f32>()
+                    .map_err(|_| f.bad("value", format!("{v:?} is not a number")))
+            })
+            .transpose()?;
+        let event = Event {
+            id: EventId::new(f.text(c[0])).map_err(|e| f.bad("event_id", e.to_string()))?,
+            actor,
+            item: f
+                .opt(c[3])
+                .map(ItemId::new)
+                .transpose()
+                .map_err(|e| f.bad("item_id", e.to_string()))?,
+            kind: EventKind::parse(f.text(c[4])).map_err(|e| f.bad("kind", e.to_string()))?,
+            value,
+            timestamp: f.time(c[6], "timestamp")?,
+            context: f.json(c[7], "context")?,
+        };
+        event
+            .validate(now)
+            .map_err(|e| f.bad(e.field(), e.to_string()))?;
+        b.events.push(event);
+        Ok(())
+    })?;
     Ok(b)
 }

@@ -49,7 +49,7 @@ fn main() {
         &evaluate(&pop, &split.train, &split.test, 10),
         t.elapsed().as_secs_f64(),
     );
-    for lambda in [200.0] {
+    for lambda in [100.0, 200.0, 500.0] {
         let t = Instant::now();
         let ease = Ease::fit(
             &split.train,
