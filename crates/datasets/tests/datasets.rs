@@ -245,6 +245,44 @@ mod online_retail_files {
         assert!(!u.marketing_consent);
     }
 
+    #[test]
+    fn a_bad_parquet_file_names_the_row_or_column() {
+        use polars::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("retail.parquet");
+        let write = |mut df: DataFrame| {
+            ParquetWriter::new(std::fs::File::create(&path).unwrap())
+                .finish(&mut df)
+                .unwrap();
+        };
+        write(
+            df!(
+                "InvoiceNo" => [Some("536365"), None],
+                "StockCode" => ["85123A", "71053"],
+                "Description" => ["HEART", "LANTERN"],
+                "Quantity" => [6i64, 6],
+                "InvoiceDate" => ["2010-12-01 08:26:00", "2010-12-01 08:26:00"],
+                "UnitPrice" => [2.55f64, 3.39],
+                "CustomerID" => [17850.0f64, 17850.0],
+                "Country" => ["United Kingdom", "United Kingdom"],
+            )
+            .unwrap(),
+        );
+        expect_malformed(
+            online_retail::read(&path).unwrap_err(),
+            "retail.parquet",
+            Location::Row(1),
+            "InvoiceNo",
+        );
+        write(df!("InvoiceNo" => ["536365"], "StockCode" => ["85123A"]).unwrap());
+        expect_malformed(
+            online_retail::read(&path).unwrap_err(),
+            "retail.parquet",
+            Location::File,
+            "Description",
+        );
+    }
+
     const HEADER: &str =
         "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n";
 
