@@ -7,7 +7,9 @@
 
 use marquee_models::metrics::{Metrics, evaluate};
 use marquee_models::split::per_user_random;
-use marquee_models::{Als, AlsParams, Ease, EaseParams, Interactions, Popularity};
+use marquee_models::{
+    Als, AlsParams, Ease, EaseParams, Interactions, ItemKnn, ItemKnnParams, Popularity,
+};
 use std::time::Instant;
 
 fn row(name: &str, m: &Metrics, secs: f64) {
@@ -49,6 +51,23 @@ fn main() {
         &evaluate(&pop, &split.train, &split.test, 10),
         t.elapsed().as_secs_f64(),
     );
+    for neighbors in [50, 200] {
+        let t = Instant::now();
+        let knn = ItemKnn::fit(
+            &split.train,
+            ItemKnnParams {
+                neighbors,
+                weighted: false,
+            },
+        )
+        .expect("kNN");
+        let secs = t.elapsed().as_secs_f64();
+        row(
+            &format!("item_knn k={neighbors}"),
+            &evaluate(&knn, &split.train, &split.test, 10),
+            secs,
+        );
+    }
     for lambda in [100.0, 200.0, 500.0] {
         let t = Instant::now();
         let ease = Ease::fit(

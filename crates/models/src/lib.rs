@@ -6,13 +6,15 @@
 //! - [`metrics`]: precision, recall, nDCG (log2 discount), MAP at k, and catalog coverage, with
 //!   items seen in training excluded, binary relevance, averaged over test users.
 //! - Models: [`Popularity`], implicit ALS ([`Als`], Hu-Koren-Volinsky with a conjugate-gradient
-//!   solver), [`Ease`] (Steck 2019, dense solve with faer). Every model implements [`Scorer`].
+//!   solver), [`Ease`] (Steck 2019, dense solve with faer), [`ItemKnn`] (cosine). Every model
+//!   implements [`Scorer`].
 //!
 //! This crate knows nothing of storage, HTTP or Polars. Threading: fitting and evaluation use
 //! rayon's global pool; fitted models are immutable and `Send + Sync`.
 
 mod als;
 mod ease;
+mod knn;
 mod matrix;
 pub mod metrics;
 mod popularity;
@@ -21,6 +23,7 @@ mod topk;
 
 pub use als::{Als, AlsParams};
 pub use ease::{Ease, EaseParams, MAX_EASE_ITEMS};
+pub use knn::{ItemKnn, ItemKnnParams};
 pub use matrix::{IdMap, Interactions, Row};
 pub use popularity::Popularity;
 pub use topk::top_k;

@@ -5,7 +5,9 @@ use marquee_datasets::generator::{GeneratorConfig, generate_bundle};
 use marquee_domain::EventKind;
 use marquee_models::metrics::evaluate;
 use marquee_models::split::per_user_random;
-use marquee_models::{Als, AlsParams, Ease, EaseParams, Interactions, Popularity, Scorer};
+use marquee_models::{
+    Als, AlsParams, Ease, EaseParams, Interactions, ItemKnn, ItemKnnParams, Popularity, Scorer,
+};
 
 #[test]
 fn ease_matches_the_hand_solved_closed_form() {
@@ -33,6 +35,49 @@ fn ease_matches_the_hand_solved_closed_form() {
     let mut out = vec![0.0; 3];
     ease.score(0, x.row(0), &mut out);
     assert!((out[2] - 0.2).abs() < 1e-6, "{out:?}");
+}
+
+#[test]
+fn item_knn_similarities_are_hand_computed_cosines() {
+    // Columns a = (1,1,0), b = (1,0,1), c = (1,1,1) over users u1..u3:
+    // cos(a,b) = 1/2, cos(a,c) = 2/√6, cos(b,c) = 2/√6.
+    let x = Interactions::from_triplets([
+        ("u1", "a", 1.0),
+        ("u1", "b", 1.0),
+        ("u1", "c", 1.0),
+        ("u2", "a", 1.0),
+        ("u2", "c", 1.0),
+        ("u3", "b", 1.0),
+        ("u3", "c", 1.0),
+    ]);
+    let knn = ItemKnn::fit(
+        &x,
+        ItemKnnParams {
+            neighbors: 2,
+            weighted: false,
+        },
+    )
+    .unwrap();
+    let a: Vec<(usize, f32)> = knn.neighbors_of(0).collect();
+    let c = 2.0 / 6f32.sqrt();
+    assert_eq!(a.iter().map(|n| n.0).collect::<Vec<_>>(), [2, 1]);
+    assert!(
+        (a[0].1 - c).abs() < 1e-6 && (a[1].1 - 0.5).abs() < 1e-6,
+        "{a:?}"
+    );
+    // u2 (a, c) scores b with cos(a,b) + cos(c,b).
+    let mut out = vec![0.0; 3];
+    knn.score(1, x.row(1), &mut out);
+    assert!((out[1] - (0.5 + c)).abs() < 1e-6, "{out:?}");
+    let one = ItemKnn::fit(
+        &x,
+        ItemKnnParams {
+            neighbors: 1,
+            weighted: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(one.neighbors_of(0).count(), 1);
 }
 
 #[test]

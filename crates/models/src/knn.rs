@@ -1,0 +1,133 @@
+//! Item-kNN: cosine similarity between item columns of the interaction matrix, keeping each
+//! item's `neighbors` most similar items; a user's score for an item is the sum of its
+//! similarities to the items in the user's history.
+
+use crate::{Error, Interactions, Result, Row, Scorer, top_k};
+use rayon::prelude::*;
+
+/// Item-kNN hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ItemKnnParams {
+    /// Neighbours kept per item.
+    pub neighbors: usize,
+    /// Use the interaction weights (true) or 1 for every observed pair (false).
+    pub weighted: bool,
+}
+
+impl Default for ItemKnnParams {
+    fn default() -> Self {
+        Self {
+            neighbors: 100,
+            weighted: false,
+        }
+    }
+}
+
+/// A fitted item-kNN model: for every item, its neighbours and their cosine similarities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemKnn {
+    pub params: ItemKnnParams,
+    pub n_items: usize,
+    /// Neighbours of item `i` are `neighbors[offsets[i]..offsets[i + 1]]`.
+    pub offsets: Vec<usize>,
+    pub neighbors: Vec<u32>,
+    pub similarities: Vec<f32>,
+}
+
+impl ItemKnn {
+    pub fn fit(train: &Interactions, params: ItemKnnParams) -> Result<Self> {
+        if params.neighbors == 0 {
+            return Err(Error::Parameter {
+                name: "knn.neighbors",
+                message: "must be at least 1".into(),
+            });
+        }
+        if train.nnz() == 0 {
+            return Err(Error::Empty);
+        }
+        let value = |w: f32| if params.weighted { w } else { 1.0 };
+        let n = train.n_items();
+        let by_item = train.transpose();
+        let norms: Vec<f32> = (0..n)
+            .map(|i| {
+                by_item
+                    .row(i)
+                    .iter()
+                    .map(|(_, w)| value(w) * value(w))
+                    .sum::<f32>()
+                    .sqrt()
+            })
+            .collect();
+        let lists: Vec<Vec<(u32, f32)>> = (0..n)
+            .into_par_iter()
+            .map_init(
+                || vec![0f32; n],
+                |dots, i| {
+                    dots.fill(0.0);
+                    for (u, wi) in by_item.row(i).iter() {
+                        for (j, wj) in train.row(u).iter() {
+                            dots[j] += value(wi) * value(wj);
+                        }
+                    }
+                    dots[i] = 0.0;
+                    for (j, d) in dots.iter_mut().enumerate() {
+                        let denom = norms[i] * norms[j];
+                        *d = if *d > 0.0 && denom > 0.0 {
+                            *d / denom
+                        } else {
+                            f32::NAN
+                        };
+                    }
+                    top_k(dots, params.neighbors, &[])
+                },
+            )
+            .collect();
+        let mut offsets = Vec::with_capacity(n + 1);
+        let mut neighbors = Vec::new();
+        let mut similarities = Vec::new();
+        offsets.push(0);
+        for list in lists {
+            for (j, s) in list {
+                neighbors.push(j);
+                similarities.push(s);
+            }
+            offsets.push(neighbors.len());
+        }
+        Ok(Self {
+            params,
+            n_items: n,
+            offsets,
+            neighbors,
+            similarities,
+        })
+    }
+
+    /// The neighbours of one item, most similar first.
+    pub fn neighbors_of(&self, item: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+        let (a, b) = (self.offsets[item], self.offsets[item + 1]);
+        self.neighbors[a..b]
+            .iter()
+            .map(|&j| j as usize)
+            .zip(self.similarities[a..b].iter().copied())
+    }
+}
+
+impl Scorer for ItemKnn {
+    fn name(&self) -> &'static str {
+        "item_knn"
+    }
+
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    fn score(&self, _user: usize, history: Row<'_>, out: &mut [f32]) {
+        out.fill(0.0);
+        for (i, w) in history.iter() {
+            let w = if self.params.weighted { w } else { 1.0 };
+            for (j, s) in self.neighbors_of(i) {
+                out[j] += w * s;
+            }
+        }
+    }
+}
