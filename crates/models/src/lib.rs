@@ -9,6 +9,8 @@
 //!   solver), [`Ease`] (Steck 2019, dense solve with faer), [`ItemKnn`] (cosine). Every model
 //!   implements [`Scorer`].
 //!
+//! - [`search`]: grid search on a validation split cut from training (never the test split).
+//!
 //! This crate knows nothing of storage, HTTP or Polars. Threading: fitting and evaluation use
 //! rayon's global pool; fitted models are immutable and `Send + Sync`.
 
@@ -18,6 +20,7 @@ mod knn;
 mod matrix;
 pub mod metrics;
 mod popularity;
+pub mod search;
 pub mod split;
 mod topk;
 

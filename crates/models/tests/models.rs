@@ -174,6 +174,37 @@ fn als_and_ease_beat_popularity_on_planted_tastes() {
 }
 
 #[test]
+fn grid_search_chooses_on_validation_and_prefers_a_real_model() {
+    use marquee_models::search::{Candidate, grid_search};
+    let data = planted();
+    let split = per_user_random(&data, 0.2, 42);
+    let candidates = [
+        Candidate::Popularity,
+        Candidate::ItemKnn(ItemKnnParams::default()),
+        Candidate::Als(AlsParams {
+            factors: 16,
+            iterations: 5,
+            regularization: 0.1,
+            ..AlsParams::default()
+        }),
+    ];
+    let trials = grid_search(&split.train, &candidates, 0.2, 7, 10).unwrap();
+    assert_eq!(trials.len(), 3);
+    assert!(
+        trials
+            .windows(2)
+            .all(|w| w[0].validation.ndcg >= w[1].validation.ndcg)
+    );
+    assert_ne!(trials[0].candidate, Candidate::Popularity);
+    // The validation items are cut from training: every user with at least two training
+    // interactions, and only those, is evaluated.
+    let eligible = (0..split.train.n_users())
+        .filter(|&u| split.train.row(u).len() >= 2)
+        .count();
+    assert_eq!(trials[0].validation.users, eligible);
+}
+
+#[test]
 fn als_can_be_stopped_after_any_iteration() {
     let data = planted();
     let mut seen = Vec::new();
