@@ -1,8 +1,13 @@
-//! Shared plumbing of the command-line binaries (`data`, and later `train`, `recommend`,
+//! Shared plumbing of the command-line binaries (`data`, `train`, `recommend`, and later
 //! `segments`): the store option, logging, progress bars, Ctrl-C handling, and the writer
 //! that puts a dataset [`Bundle`] into the store in one all-or-nothing transaction.
 //!
 //! The binaries are thin: parsing and formatting here, the work in the library crates.
+
+pub mod config;
+pub mod recommend;
+pub mod report;
+pub mod train;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};

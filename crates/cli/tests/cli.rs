@@ -191,3 +191,193 @@ fn help_explains_and_bad_arguments_say_what_to_fix() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a folder"));
 }
+
+fn train(cwd: &Path, url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_train"))
+        .args(args)
+        .current_dir(cwd)
+        .env("DATABASE_URL", url)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn recommend(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recommend"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
+    use marquee_models::Artifact;
+    let env = Env::new();
+    env.ok(&[
+        "import",
+        "store",
+        repo("notebooks-data/demo-store").to_str().unwrap(),
+    ]);
+    let work = env._dir.path();
+    let config = repo("training/default.toml");
+    let out = train(
+        work,
+        &env.url,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--set",
+            "als.regularization=5",
+            "--set",
+            "als.alpha=1",
+            "--set",
+            "ease.lambda=50,200",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "train failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in ["popularity", "trending", "item_knn", "ease", "als"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.get(2..).is_some_and(|s| s.starts_with(kind))),
+            "{kind} missing from\n{stdout}"
+        );
+    }
+    let chosen = stdout
+        .lines()
+        .find(|l| l.starts_with('*'))
+        .expect("a chosen model is marked");
+    assert!(stdout.contains("report: "), "{stdout}");
+
+    // The artifact, its pointer and its report.
+    let models = work.join("models/default");
+    let version = std::fs::read_to_string(models.join("latest")).unwrap();
+    let dir = models.join(version.trim());
+    for file in [
+        "manifest.json",
+        "model.safetensors",
+        "users.json",
+        "items.json",
+        "report.html",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.matches("<svg").count() >= 4, "plots missing");
+    let artifact = Artifact::load(&dir).unwrap();
+    let m = &artifact.manifest.metrics;
+    assert!(chosen[2..].starts_with(&artifact.manifest.kind), "{chosen}");
+    let test = m["test"]["ndcg"].as_f64().unwrap();
+    let baseline = m["baseline"]["ndcg"].as_f64().unwrap();
+    assert!(
+        test > baseline,
+        "{} nDCG {test} is not above popularity {baseline}",
+        artifact.manifest.kind
+    );
+    assert_eq!(m["models"].as_object().unwrap().len(), 5);
+    // Refitted on all data: every interaction of the store is in the model's history.
+    assert!(
+        artifact.history.nnz() > m["protocol"]["train_interactions"].as_u64().unwrap() as usize
+    );
+    assert_eq!(artifact.manifest.data.source, env.url);
+
+    // Batch recommendations for everyone, without what they have seen.
+    let recs = work.join("recs.csv");
+    let out = recommend(&[
+        "--model",
+        models.to_str().unwrap(),
+        "--users",
+        "all",
+        "--k",
+        "5",
+        "--exclude-seen",
+        "--out",
+        recs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&recs).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("user,item,rank,score"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), artifact.history.n_users() * 5);
+    for (n, row) in rows.iter().enumerate() {
+        assert_eq!(row[2], ((n % 5) + 1).to_string());
+        let u = artifact.history.users.get(row[0]).unwrap() as usize;
+        let i = artifact.history.items.get(row[1]).unwrap();
+        assert!(
+            !artifact.history.row(u).items.contains(&i),
+            "{row:?} was already seen"
+        );
+    }
+
+    // A user list with a newcomer: they get the most popular items.
+    let list = work.join("users.txt");
+    let known = rows[0][0];
+    std::fs::write(&list, format!("user_id\n{known}\nnew-visitor\n")).unwrap();
+    let out = recommend(&[
+        "--model",
+        dir.to_str().unwrap(),
+        "--users",
+        list.to_str().unwrap(),
+        "--k",
+        "3",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1 + 2 * 3);
+    assert!(text.contains("new-visitor,"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 users not in the model"));
+
+    // A damaged artifact is refused, naming the file.
+    let tensors = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&tensors).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&tensors, bytes).unwrap();
+    let out = recommend(&["--model", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("model.safetensors") && err.contains("checksum"),
+        "{err}"
+    );
+}
+
+#[test]
+fn train_says_what_to_fix() {
+    let env = Env::new();
+    let work = env._dir.path();
+    // An empty store: import first.
+    let out = train(work, &env.url, &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("import data first"), "{err}");
+    // A misspelt key, an unknown model, a missing file.
+    let out = train(work, &env.url, &["--set", "als.factor=8"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `factor`"));
+    let out = train(work, &env.url, &["--set", "models=svd"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown model \"svd\""));
+    let out = train(work, &env.url, &["--config", "missing.toml"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+    assert!(
+        !work.join("models").exists(),
+        "nothing is written on failure"
+    );
+    // --print-config shows the effective configuration.
+    let out = train(
+        work,
+        &env.url,
+        &["--set", "als.factors=8", "--print-config"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("factors = [8]"), "{text}");
+}

@@ -74,7 +74,7 @@ fn main() {
             &split.train,
             EaseParams {
                 lambda,
-                weighted: false,
+                ..EaseParams::default()
             },
         )
         .expect("EASE");

@@ -3,11 +3,14 @@
 //! diagonal and 0 on it. A user's scores are `x_u B`.
 //!
 //! The dense solve is O(n³) in items and holds n² numbers, so catalogs above
-//! [`MAX_EASE_ITEMS`] are refused.
+//! [`MAX_EASE_ITEMS`] are refused. The fitted model keeps only the `neighbors` largest entries
+//! of every row of B (a dense B of 10k items is 400 MB; its top 500 per row, 40 MB), and it is
+//! that pruned model which is evaluated, saved and served.
 
-use crate::{Error, Interactions, Result, Row, Scorer};
+use crate::{Error, Interactions, ItemItem, Result, Row, Scorer, top_k};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{Mat, Side};
+use rayon::prelude::*;
 
 /// The largest catalog EASE accepts.
 pub const MAX_EASE_ITEMS: usize = 20_000;
@@ -19,6 +22,8 @@ pub struct EaseParams {
     pub lambda: f64,
     /// Use the interaction weights (true) or 1 for every observed pair (false).
     pub weighted: bool,
+    /// Entries of B kept per item (the largest).
+    pub neighbors: usize,
 }
 
 impl Default for EaseParams {
@@ -26,17 +31,16 @@ impl Default for EaseParams {
         Self {
             lambda: 500.0,
             weighted: false,
+            neighbors: 500,
         }
     }
 }
 
-/// A fitted EASE model.
+/// A fitted EASE model (B pruned to the largest entries of each row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ease {
     pub params: EaseParams,
-    pub n_items: usize,
-    /// Row-major `n_items × n_items`.
-    pub weights: Vec<f32>,
+    pub graph: ItemItem,
 }
 
 impl Ease {
@@ -44,7 +48,7 @@ impl Ease {
         let n = train.n_items();
         if n > MAX_EASE_ITEMS {
             return Err(Error::TooLarge(format!(
-                "EASE needs a dense {n} × {n} solve; catalogs of more than {MAX_EASE_ITEMS} items are refused (use ALS)"
+                "EASE needs a dense {n} × {n} solve; catalogs of more than {MAX_EASE_ITEMS} items are refused (use ALS or item-kNN)"
             )));
         }
         if n == 0 || train.nnz() == 0 {
@@ -54,6 +58,12 @@ impl Ease {
             return Err(Error::Parameter {
                 name: "ease.lambda",
                 message: "must be positive".into(),
+            });
+        }
+        if params.neighbors == 0 {
+            return Err(Error::Parameter {
+                name: "ease.neighbors",
+                message: "must be at least 1".into(),
             });
         }
         let mut g = Mat::<f64>::zeros(n, n);
@@ -77,19 +87,24 @@ impl Ease {
             })?
             .inverse();
         drop(g);
-        let mut weights = vec![0f32; n * n];
-        for j in 0..n {
-            let pjj = p[(j, j)];
-            for i in 0..n {
-                if i != j {
-                    weights[i * n + j] = (-p[(i, j)] / pjj) as f32;
-                }
-            }
-        }
+        let diag: Vec<f64> = (0..n).map(|j| p[(j, j)]).collect();
+        // Row i of B: B_ij = −P_ij / P_jj. P is symmetric, so row i is read down column i.
+        let lists: Vec<Vec<(u32, f32)>> = (0..n)
+            .into_par_iter()
+            .map_init(
+                || vec![0f32; n],
+                |row, i| {
+                    let col = p.col(i);
+                    for (j, b) in row.iter_mut().enumerate() {
+                        *b = (-col[j] / diag[j]) as f32;
+                    }
+                    top_k(row, params.neighbors, &[i as u32])
+                },
+            )
+            .collect();
         Ok(Self {
             params,
-            n_items: n,
-            weights,
+            graph: ItemItem::from_lists(lists),
         })
     }
 }
@@ -100,17 +115,10 @@ impl Scorer for Ease {
     }
 
     fn n_items(&self) -> usize {
-        self.n_items
+        self.graph.n_items()
     }
 
     fn score(&self, _user: usize, history: Row<'_>, out: &mut [f32]) {
-        let n = self.n_items;
-        out.fill(0.0);
-        for (i, w) in history.iter() {
-            let w = if self.params.weighted { w } else { 1.0 };
-            for (o, b) in out.iter_mut().zip(&self.weights[i * n..(i + 1) * n]) {
-                *o += w * b;
-            }
-        }
+        self.graph.score(history, self.params.weighted, out);
     }
 }

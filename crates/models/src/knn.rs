@@ -2,7 +2,7 @@
 //! item's `neighbors` most similar items; a user's score for an item is the sum of its
 //! similarities to the items in the user's history.
 
-use crate::{Error, Interactions, Result, Row, Scorer, top_k};
+use crate::{Error, Interactions, ItemItem, Result, Row, Scorer, top_k};
 use rayon::prelude::*;
 
 /// Item-kNN hyper-parameters.
@@ -27,11 +27,7 @@ impl Default for ItemKnnParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemKnn {
     pub params: ItemKnnParams,
-    pub n_items: usize,
-    /// Neighbours of item `i` are `neighbors[offsets[i]..offsets[i + 1]]`.
-    pub offsets: Vec<usize>,
-    pub neighbors: Vec<u32>,
-    pub similarities: Vec<f32>,
+    pub graph: ItemItem,
 }
 
 impl ItemKnn {
@@ -82,33 +78,15 @@ impl ItemKnn {
                 },
             )
             .collect();
-        let mut offsets = Vec::with_capacity(n + 1);
-        let mut neighbors = Vec::new();
-        let mut similarities = Vec::new();
-        offsets.push(0);
-        for list in lists {
-            for (j, s) in list {
-                neighbors.push(j);
-                similarities.push(s);
-            }
-            offsets.push(neighbors.len());
-        }
         Ok(Self {
             params,
-            n_items: n,
-            offsets,
-            neighbors,
-            similarities,
+            graph: ItemItem::from_lists(lists),
         })
     }
 
     /// The neighbours of one item, most similar first.
     pub fn neighbors_of(&self, item: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
-        let (a, b) = (self.offsets[item], self.offsets[item + 1]);
-        self.neighbors[a..b]
-            .iter()
-            .map(|&j| j as usize)
-            .zip(self.similarities[a..b].iter().copied())
+        self.graph.neighbors_of(item)
     }
 }
 
@@ -118,16 +96,10 @@ impl Scorer for ItemKnn {
     }
 
     fn n_items(&self) -> usize {
-        self.n_items
+        self.graph.n_items()
     }
 
     fn score(&self, _user: usize, history: Row<'_>, out: &mut [f32]) {
-        out.fill(0.0);
-        for (i, w) in history.iter() {
-            let w = if self.params.weighted { w } else { 1.0 };
-            for (j, s) in self.neighbors_of(i) {
-                out[j] += w * s;
-            }
-        }
+        self.graph.score(history, self.params.weighted, out);
     }
 }

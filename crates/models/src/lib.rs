@@ -2,20 +2,23 @@
 //! the ranking metrics they are judged by.
 //!
 //! - [`Interactions`]: users × items confidence matrix (CSR, f32) with its id maps.
-//! - [`split`]: per-user random hold-out, seeded.
+//! - [`split`]: per-user random (seeded) and per-user temporal hold-out.
 //! - [`metrics`]: precision, recall, nDCG (log2 discount), MAP at k, and catalog coverage, with
 //!   items seen in training excluded, binary relevance, averaged over test users.
-//! - Models: [`Popularity`], implicit ALS ([`Als`], Hu-Koren-Volinsky with a conjugate-gradient
+//! - Models: [`Popularity`], [`Trending`], implicit ALS ([`Als`], Hu-Koren-Volinsky with a conjugate-gradient
 //!   solver), [`Ease`] (Steck 2019, dense solve with faer), [`ItemKnn`] (cosine). Every model
 //!   implements [`Scorer`].
 //!
+//! - [`artifact`]: a fitted model on disk (manifest.json, safetensors, id maps, checksums).
 //! - [`search`]: grid search on a validation split cut from training (never the test split).
 //!
 //! This crate knows nothing of storage, HTTP or Polars. Threading: fitting and evaluation use
 //! rayon's global pool; fitted models are immutable and `Send + Sync`.
 
 mod als;
+pub mod artifact;
 mod ease;
+mod item_item;
 mod knn;
 mod matrix;
 pub mod metrics;
@@ -25,10 +28,12 @@ pub mod split;
 mod topk;
 
 pub use als::{Als, AlsParams};
+pub use artifact::{Artifact, ArtifactError, Manifest, Model};
 pub use ease::{Ease, EaseParams, MAX_EASE_ITEMS};
+pub use item_item::ItemItem;
 pub use knn::{ItemKnn, ItemKnnParams};
 pub use matrix::{IdMap, Interactions, Row};
-pub use popularity::Popularity;
+pub use popularity::{Popularity, Trending, TrendingParams};
 pub use topk::top_k;
 
 /// What went wrong while fitting or evaluating.
@@ -42,6 +47,10 @@ pub enum Error {
     Numeric(String),
     #[error("the interaction matrix is empty")]
     Empty,
+    #[error("the interactions carry no timestamps, which this model needs")]
+    NoTimes,
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Result alias of this crate.

@@ -75,7 +75,9 @@ impl Row<'_> {
     }
 }
 
-/// Users × items confidence weights (CSR, f32), with the id maps of both axes.
+/// Users × items confidence weights (CSR, f32), with the id maps of both axes, and for every
+/// stored pair the time of its latest interaction (Unix milliseconds; 0 when unknown), which
+/// temporal splits and the trending baseline use.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interactions {
     pub users: IdMap,
@@ -83,47 +85,54 @@ pub struct Interactions {
     indptr: Vec<usize>,
     indices: Vec<u32>,
     values: Vec<f32>,
+    times: Vec<i64>,
 }
 
 impl Interactions {
     /// Builds the matrix from (user, item, weight) triplets; repeated pairs are summed and
     /// pairs whose summed weight is not positive are dropped (a cancelled purchase cancels).
     pub fn from_triplets<'a>(triplets: impl IntoIterator<Item = (&'a str, &'a str, f32)>) -> Self {
+        Self::from_timed_triplets(triplets.into_iter().map(|(u, i, w)| (u, i, w, 0)))
+    }
+
+    /// Builds the matrix from (user, item, weight, time) quadruplets; weights of repeated
+    /// pairs are summed, their times reduced to the latest, and pairs whose summed weight is
+    /// not positive are dropped.
+    pub fn from_timed_triplets<'a>(
+        rows: impl IntoIterator<Item = (&'a str, &'a str, f32, i64)>,
+    ) -> Self {
         let mut users = IdMap::default();
         let mut items = IdMap::default();
-        let mut coo: Vec<(u32, u32, f32)> = Vec::new();
-        for (u, i, w) in triplets {
-            coo.push((users.intern(u), items.intern(i), w));
+        let mut coo: Vec<(u32, u32, f32, i64)> = Vec::new();
+        for (u, i, w, t) in rows {
+            coo.push((users.intern(u), items.intern(i), w, t));
         }
-        Self::from_coo(users, items, coo)
+        Self::from_timed_coo(users, items, coo)
     }
 
     /// Builds the matrix from indexed triplets over given id maps.
-    pub fn from_coo(users: IdMap, items: IdMap, mut coo: Vec<(u32, u32, f32)>) -> Self {
-        coo.sort_unstable_by_key(|&(u, i, _)| (u, i));
-        let mut indptr = vec![0usize; users.len() + 1];
-        let mut indices = Vec::with_capacity(coo.len());
-        let mut values: Vec<f32> = Vec::with_capacity(coo.len());
-        let mut rows: Vec<u32> = Vec::with_capacity(coo.len());
-        for (u, i, w) in coo {
-            if rows.last() == Some(&u) && indices.last() == Some(&i) {
-                if let Some(v) = values.last_mut() {
-                    *v += w;
+    pub fn from_coo(users: IdMap, items: IdMap, coo: Vec<(u32, u32, f32)>) -> Self {
+        let coo = coo.into_iter().map(|(u, i, w)| (u, i, w, 0)).collect();
+        Self::from_timed_coo(users, items, coo)
+    }
+
+    /// Builds the matrix from indexed (user, item, weight, time) rows over given id maps.
+    pub fn from_timed_coo(users: IdMap, items: IdMap, mut coo: Vec<(u32, u32, f32, i64)>) -> Self {
+        coo.sort_unstable_by_key(|&(u, i, _, _)| (u, i));
+        let mut merged: Vec<(u32, u32, f32, i64)> = Vec::with_capacity(coo.len());
+        for (u, i, w, t) in coo {
+            match merged.last_mut() {
+                Some(last) if last.0 == u && last.1 == i => {
+                    last.2 += w;
+                    last.3 = last.3.max(t);
                 }
-            } else {
-                rows.push(u);
-                indices.push(i);
-                values.push(w);
+                _ => merged.push((u, i, w, t)),
             }
         }
-        let mut kept_indices = Vec::with_capacity(indices.len());
-        let mut kept_values = Vec::with_capacity(values.len());
-        for ((u, i), w) in rows.into_iter().zip(indices).zip(values) {
-            if w > 0.0 && w.is_finite() {
-                indptr[u as usize + 1] += 1;
-                kept_indices.push(i);
-                kept_values.push(w);
-            }
+        merged.retain(|&(_, _, w, _)| w > 0.0 && w.is_finite());
+        let mut indptr = vec![0usize; users.len() + 1];
+        for &(u, ..) in &merged {
+            indptr[u as usize + 1] += 1;
         }
         for u in 0..users.len() {
             indptr[u + 1] += indptr[u];
@@ -132,9 +141,69 @@ impl Interactions {
             users,
             items,
             indptr,
-            indices: kept_indices,
-            values: kept_values,
+            indices: merged.iter().map(|m| m.1).collect(),
+            values: merged.iter().map(|m| m.2).collect(),
+            times: merged.iter().map(|m| m.3).collect(),
         }
+    }
+
+    /// Rebuilds a matrix from its raw CSR parts (as stored in a model artifact), checking
+    /// that they are consistent.
+    pub fn from_parts(
+        users: IdMap,
+        items: IdMap,
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        values: Vec<f32>,
+        times: Vec<i64>,
+    ) -> Result<Self, String> {
+        if indptr.len() != users.len() + 1 || indptr.first() != Some(&0) {
+            return Err(format!(
+                "indptr has {} entries for {} users",
+                indptr.len(),
+                users.len()
+            ));
+        }
+        if indptr.windows(2).any(|w| w[0] > w[1]) || indptr.last() != Some(&indices.len()) {
+            return Err("indptr is not non-decreasing up to the number of entries".into());
+        }
+        if values.len() != indices.len() || times.len() != indices.len() {
+            return Err("indices, values and times differ in length".into());
+        }
+        if indices.iter().any(|&i| i as usize >= items.len()) {
+            return Err("an item index is out of range".into());
+        }
+        Ok(Self {
+            users,
+            items,
+            indptr,
+            indices,
+            values,
+            times,
+        })
+    }
+
+    /// The raw CSR arrays: row pointers, item indices, values, times.
+    pub fn parts(&self) -> (&[usize], &[u32], &[f32], &[i64]) {
+        (&self.indptr, &self.indices, &self.values, &self.times)
+    }
+
+    /// Whether any pair carries a time.
+    pub fn has_times(&self) -> bool {
+        self.times.iter().any(|&t| t != 0)
+    }
+
+    /// The latest interaction time of each pair of a user's row, aligned with [`Row::items`].
+    pub fn row_times(&self, user: usize) -> &[i64] {
+        &self.times[self.indptr[user]..self.indptr[user + 1]]
+    }
+
+    /// Every stored pair as (user, item, value, time).
+    pub fn entries(&self) -> impl Iterator<Item = (u32, u32, f32, i64)> + '_ {
+        (0..self.n_users()).flat_map(move |u| {
+            let (a, b) = (self.indptr[u], self.indptr[u + 1]);
+            (a..b).map(move |k| (u as u32, self.indices[k], self.values[k], self.times[k]))
+        })
     }
 
     pub fn n_users(&self) -> usize {
@@ -160,13 +229,8 @@ impl Interactions {
 
     /// The items × users matrix (same values), for item-side sweeps.
     pub fn transpose(&self) -> Self {
-        let mut coo = Vec::with_capacity(self.nnz());
-        for u in 0..self.n_users() {
-            for (i, w) in self.row(u).iter() {
-                coo.push((i as u32, u as u32, w));
-            }
-        }
-        Self::from_coo(self.items.clone(), self.users.clone(), coo)
+        let coo = self.entries().map(|(u, i, w, t)| (i, u, w, t)).collect();
+        Self::from_timed_coo(self.items.clone(), self.users.clone(), coo)
     }
 
     /// The same matrix with every value mapped (e.g. to 1 for binary models).

@@ -57,48 +57,66 @@ pub fn evaluate(
     test: &Interactions,
     k: usize,
 ) -> Metrics {
+    evaluate_at(model, train, test, &[k])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// [`evaluate`] at several cut-offs at once (one ranking of the largest `k` per user); the
+/// result is in the order of `ks`.
+pub fn evaluate_at(
+    model: &dyn Scorer,
+    train: &Interactions,
+    test: &Interactions,
+    ks: &[usize],
+) -> Vec<Metrics> {
     let n_items = model.n_items();
+    let k_max = ks.iter().copied().max().unwrap_or(0);
     let users: Vec<usize> = (0..test.n_users())
         .filter(|&u| !test.row(u).is_empty())
         .collect();
-    let per_user: Vec<(f64, f64, f64, f64, Vec<u32>)> = users
+    let ranked: Vec<Vec<u32>> = users
         .par_iter()
         .map_init(
             || vec![0f32; n_items],
             |scores, &u| {
                 let history = train.row(u);
                 model.score(u, history, scores);
-                let ranked: Vec<u32> = top_k(scores, k, history.items)
+                top_k(scores, k_max, history.items)
                     .into_iter()
                     .map(|(i, _)| i)
-                    .collect();
-                let (p, r, n, m) = rank_metrics(&ranked, test.row(u).items, k);
-                (p, r, n, m, ranked)
+                    .collect()
             },
         )
         .collect();
-    let count = per_user.len().max(1) as f64;
-    let mut seen = vec![false; n_items];
-    let mut m = Metrics {
-        k,
-        users: per_user.len(),
-        ..Metrics::default()
-    };
-    for (p, r, n, a, ranked) in &per_user {
-        m.precision += p;
-        m.recall += r;
-        m.ndcg += n;
-        m.map += a;
-        for &i in ranked {
-            seen[i as usize] = true;
-        }
-    }
-    m.precision /= count;
-    m.recall /= count;
-    m.ndcg /= count;
-    m.map /= count;
-    m.coverage = seen.iter().filter(|&&s| s).count() as f64 / n_items.max(1) as f64;
-    m
+    let count = users.len().max(1) as f64;
+    ks.iter()
+        .map(|&k| {
+            let mut m = Metrics {
+                k,
+                users: users.len(),
+                ..Metrics::default()
+            };
+            let mut seen = vec![false; n_items];
+            for (&u, list) in users.iter().zip(&ranked) {
+                let list = &list[..k.min(list.len())];
+                let (p, r, n, a) = rank_metrics(list, test.row(u).items, k);
+                m.precision += p;
+                m.recall += r;
+                m.ndcg += n;
+                m.map += a;
+                for &i in list {
+                    seen[i as usize] = true;
+                }
+            }
+            m.precision /= count;
+            m.recall /= count;
+            m.ndcg /= count;
+            m.map /= count;
+            m.coverage = seen.iter().filter(|&&s| s).count() as f64 / n_items.max(1) as f64;
+            m
+        })
+        .collect()
 }
 
 #[cfg(test)]

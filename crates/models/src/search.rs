@@ -2,10 +2,10 @@
 //! is never used to choose a model.
 
 use crate::metrics::{Metrics, evaluate};
-use crate::split::per_user_random;
+use crate::split::{Split, per_user_random};
 use crate::{
-    Als, AlsParams, Ease, EaseParams, Interactions, ItemKnn, ItemKnnParams, Popularity, Result,
-    Scorer,
+    Als, AlsParams, Ease, EaseParams, Error, Interactions, ItemKnn, ItemKnnParams, Model,
+    Popularity, Result, Trending, TrendingParams,
 };
 
 /// One model with its parameters, to be tried.
@@ -13,20 +13,44 @@ use crate::{
 #[serde(tag = "model", rename_all = "snake_case")]
 pub enum Candidate {
     Popularity,
+    Trending(TrendingParams),
     Als(AlsParams),
     Ease(EaseParams),
     ItemKnn(ItemKnnParams),
 }
 
 impl Candidate {
-    /// Fits the candidate on `train`.
-    pub fn fit(&self, train: &Interactions) -> Result<Box<dyn Scorer>> {
+    /// Fits the candidate on `train`; `on_iteration(done, total)` is called after every ALS
+    /// sweep and may return false to stop early.
+    pub fn fit_with(
+        &self,
+        train: &Interactions,
+        on_iteration: impl FnMut(usize, usize) -> bool,
+    ) -> Result<Model> {
         Ok(match *self {
-            Self::Popularity => Box::new(Popularity::fit(train)),
-            Self::Als(p) => Box::new(Als::fit(train, p, |_, _| true)?),
-            Self::Ease(p) => Box::new(Ease::fit(train, p)?),
-            Self::ItemKnn(p) => Box::new(ItemKnn::fit(train, p)?),
+            Self::Popularity => Model::Popularity(Popularity::fit(train)),
+            Self::Trending(p) => Model::Trending(Trending::fit(train, p)?),
+            Self::Als(p) => Model::Als(Als::fit(train, p, on_iteration)?),
+            Self::Ease(p) => Model::Ease(Ease::fit(train, p)?),
+            Self::ItemKnn(p) => Model::ItemKnn(ItemKnn::fit(train, p)?),
         })
+    }
+
+    /// Fits the candidate on `train`.
+    pub fn fit(&self, train: &Interactions) -> Result<Model> {
+        self.fit_with(train, |_, _| true)
+    }
+
+    /// The model kind this candidate fits (`popularity`, `trending`, `als`, `ease`,
+    /// `item_knn`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Popularity => "popularity",
+            Self::Trending(_) => "trending",
+            Self::Als(_) => "als",
+            Self::Ease(_) => "ease",
+            Self::ItemKnn(_) => "item_knn",
+        }
     }
 }
 
@@ -35,6 +59,47 @@ impl Candidate {
 pub struct Trial {
     pub candidate: Candidate,
     pub validation: Metrics,
+}
+
+/// What [`validate`] reports while it works.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// An ALS sweep of the current candidate finished.
+    Iteration { done: usize, total: usize },
+    /// A candidate was fitted and scored.
+    Trial(&'a Trial),
+}
+
+/// Fits each candidate on `split.train` and scores it on `split.test` (a validation split cut
+/// from training), best validation nDCG@k first. `keep_going` hears of every step; returning
+/// false stops the search, which then returns [`Error::Interrupted`].
+pub fn validate(
+    split: &Split,
+    candidates: &[Candidate],
+    k: usize,
+    mut keep_going: impl FnMut(Progress<'_>) -> bool,
+) -> Result<Vec<Trial>> {
+    let mut trials = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let mut stopped = false;
+        let model = candidate.fit_with(&split.train, |done, total| {
+            stopped = !keep_going(Progress::Iteration { done, total });
+            !stopped
+        })?;
+        if stopped {
+            return Err(Error::Interrupted);
+        }
+        let trial = Trial {
+            candidate: *candidate,
+            validation: evaluate(&model, &split.train, &split.test, k),
+        };
+        if !keep_going(Progress::Trial(&trial)) {
+            return Err(Error::Interrupted);
+        }
+        trials.push(trial);
+    }
+    trials.sort_by(|a, b| b.validation.ndcg.total_cmp(&a.validation.ndcg));
+    Ok(trials)
 }
 
 /// Cuts `validation_fraction` of every user's training interactions off (seeded), fits each
@@ -47,14 +112,5 @@ pub fn grid_search(
     k: usize,
 ) -> Result<Vec<Trial>> {
     let split = per_user_random(train, validation_fraction, seed);
-    let mut trials = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
-        let model = candidate.fit(&split.train)?;
-        trials.push(Trial {
-            candidate: *candidate,
-            validation: evaluate(model.as_ref(), &split.train, &split.test, k),
-        });
-    }
-    trials.sort_by(|a, b| b.validation.ndcg.total_cmp(&a.validation.ndcg));
-    Ok(trials)
+    validate(&split, candidates, k, |_| true)
 }

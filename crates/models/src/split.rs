@@ -1,8 +1,15 @@
 //! Hold-out splits for evaluation.
 //!
-//! [`per_user_random`]: every user's interactions are shuffled with a seeded generator and a
-//! fraction of them (rounded, at least one for users with two or more interactions, never all)
-//! is held out. Both halves keep the full id maps, so row and column indices agree.
+//! - [`per_user_random`]: every user's interactions are shuffled with a seeded generator and a
+//!   fraction of them is held out.
+//! - [`per_user_temporal`]: every user's most recent interactions (by the time of their latest
+//!   interaction with the item; ties broken by item index) are held out, so the model is
+//!   judged on predicting what came next.
+//!
+//! In both, the held-out count is `round(n × fraction)`, at least one for users with two or
+//! more interactions, never all of them (a user keeps at least one training interaction, and
+//! users with a single interaction are kept whole in training). Both halves keep the full id
+//! maps, so row and column indices agree, and carry the pairs' values and times.
 
 use crate::Interactions;
 use marquee_domain::rng::SeededRng;
@@ -14,36 +21,59 @@ pub struct Split {
     pub test: Interactions,
 }
 
-/// Holds out `fraction` of each user's interactions (seeded).
-pub fn per_user_random(data: &Interactions, fraction: f64, seed: u64) -> Split {
-    let mut rng = SeededRng::new(seed);
+/// How many of `n` interactions to hold out.
+fn held_out(n: usize, fraction: f64) -> usize {
+    if n < 2 {
+        0
+    } else {
+        ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
+    }
+}
+
+/// Splits every row, holding out the first `held_out` positions of `order(user, row_len)`.
+fn split_rows(
+    data: &Interactions,
+    fraction: f64,
+    mut order: impl FnMut(usize, &mut Vec<usize>),
+) -> Split {
     let mut train = Vec::with_capacity(data.nnz());
     let mut test = Vec::new();
-    let mut order: Vec<usize> = Vec::new();
+    let mut positions: Vec<usize> = Vec::new();
     for u in 0..data.n_users() {
         let row = data.row(u);
-        order.clear();
-        order.extend(0..row.len());
-        rng.shuffle(&mut order);
-        let n = row.len();
-        let held = if n < 2 {
-            0
-        } else {
-            ((n as f64 * fraction).round() as usize).clamp(1, n - 1)
-        };
-        for (rank, &j) in order.iter().enumerate() {
-            let triple = (u as u32, row.items[j], row.values[j]);
+        let times = data.row_times(u);
+        positions.clear();
+        positions.extend(0..row.len());
+        order(u, &mut positions);
+        let held = held_out(row.len(), fraction);
+        for (rank, &j) in positions.iter().enumerate() {
+            let entry = (u as u32, row.items[j], row.values[j], times[j]);
             if rank < held {
-                test.push(triple);
+                test.push(entry);
             } else {
-                train.push(triple);
+                train.push(entry);
             }
         }
     }
     Split {
-        train: Interactions::from_coo(data.users.clone(), data.items.clone(), train),
-        test: Interactions::from_coo(data.users.clone(), data.items.clone(), test),
+        train: Interactions::from_timed_coo(data.users.clone(), data.items.clone(), train),
+        test: Interactions::from_timed_coo(data.users.clone(), data.items.clone(), test),
     }
+}
+
+/// Holds out a random `fraction` of each user's interactions (seeded).
+pub fn per_user_random(data: &Interactions, fraction: f64, seed: u64) -> Split {
+    let mut rng = SeededRng::new(seed);
+    split_rows(data, fraction, |_, positions| rng.shuffle(positions))
+}
+
+/// Holds out the most recent `fraction` of each user's interactions.
+pub fn per_user_temporal(data: &Interactions, fraction: f64) -> Split {
+    split_rows(data, fraction, |u, positions| {
+        let times = data.row_times(u);
+        // Newest first; on equal times the higher index first, so the order is total.
+        positions.sort_unstable_by(|&a, &b| times[b].cmp(&times[a]).then(b.cmp(&a)));
+    })
 }
 
 #[cfg(test)]
@@ -65,5 +95,32 @@ mod tests {
         let again = per_user_random(&data, 0.2, 42);
         assert_eq!(s.test, again.test);
         assert_ne!(per_user_random(&data, 0.2, 7).test, s.test);
+    }
+
+    #[test]
+    fn temporal_holds_out_the_newest() {
+        let data = Interactions::from_timed_triplets([
+            ("a", "old", 1.0, 100),
+            ("a", "new", 1.0, 300),
+            ("a", "mid", 1.0, 200),
+            ("a", "newest", 2.0, 400),
+            ("a", "new", 1.0, 50),
+            ("b", "old", 1.0, 999),
+        ]);
+        let s = per_user_temporal(&data, 0.5);
+        let ids = |m: &Interactions, u: usize| -> Vec<String> {
+            m.row(u)
+                .iter()
+                .map(|(i, _)| m.items.id(i).to_owned())
+                .collect()
+        };
+        // "new" was seen at 50 and 300: its time is the latest, 300, and its weight 2.
+        let mut test = ids(&s.test, 0);
+        test.sort();
+        assert_eq!(test, ["new", "newest"]);
+        assert_eq!(s.test.row_times(0).iter().max(), Some(&400));
+        assert_eq!(ids(&s.train, 0), ["old", "mid"]);
+        assert_eq!(ids(&s.train, 1), ["old"]);
+        assert!(s.test.row(1).is_empty());
     }
 }

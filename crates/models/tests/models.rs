@@ -19,18 +19,35 @@ fn ease_matches_the_hand_solved_closed_form() {
         ("u2", "b", 1.0),
         ("u2", "c", 1.0),
     ]);
-    let ease = Ease::fit(
+    let params = EaseParams {
+        lambda: 1.0,
+        weighted: false,
+        neighbors: 2,
+    };
+    let ease = Ease::fit(&x, params).unwrap();
+    let mut dense = [0f32; 9];
+    for i in 0..3 {
+        for (j, w) in ease.graph.neighbors_of(i) {
+            dense[i * 3 + j] = w;
+        }
+    }
+    let expected = [0.0, 0.5, -0.2, 0.4, 0.0, 0.4, -0.2, 0.5, 0.0];
+    for (got, want) in dense.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-6, "{dense:?}");
+    }
+    // Pruned to one entry per row, each row keeps its largest weight.
+    let pruned = Ease::fit(
         &x,
         EaseParams {
-            lambda: 1.0,
-            weighted: false,
+            neighbors: 1,
+            ..params
         },
     )
     .unwrap();
-    let expected = [0.0, 0.5, -0.2, 0.4, 0.0, 0.4, -0.2, 0.5, 0.0];
-    for (got, want) in ease.weights.iter().zip(expected) {
-        assert!((got - want).abs() < 1e-6, "{:?}", ease.weights);
-    }
+    let kept: Vec<Vec<usize>> = (0..3)
+        .map(|i| pruned.graph.neighbors_of(i).map(|(j, _)| j).collect())
+        .collect();
+    assert_eq!(kept, [vec![1], vec![0], vec![1]]);
     // u1 (a, b) scores c with B_ac + B_bc = -0.2 + 0.4.
     let mut out = vec![0.0; 3];
     ease.score(0, x.row(0), &mut out);
@@ -88,7 +105,7 @@ fn ease_refuses_bad_parameters() {
             &x,
             EaseParams {
                 lambda: 0.0,
-                weighted: false
+                ..EaseParams::default()
             }
         )
         .is_err()

@@ -13,6 +13,10 @@
 //!
 //! Threading: Polars runs the plan on its own thread pool; the functions block until done.
 
+mod stats;
+
+pub use stats::{co_purchase, item_stats};
+
 use marquee_domain::{Actor, Event, EventKind, Order, Timestamp};
 use marquee_models::Interactions;
 use polars::prelude::*;
@@ -121,15 +125,18 @@ pub fn interactions(
     let items = frame.column("item")?.str()?.clone();
     let weights = frame.column("weight")?.cast(&DataType::Float32)?;
     let weights = weights.f32()?;
-    let triplets = users
+    let times = frame.column("last_ts")?.i64()?.clone();
+    let rows = users
         .iter()
         .zip(items.iter())
         .zip(weights.iter())
-        .filter_map(|((u, i), w)| Some((u?, i?, w?)));
-    Ok(Interactions::from_triplets(triplets))
+        .zip(times.iter())
+        .filter_map(|(((u, i), w), t)| Some((u?, i?, w?, t.unwrap_or(0))));
+    Ok(Interactions::from_timed_triplets(rows))
 }
 
-/// The (user, item, weight) frame behind [`interactions`], sorted by user and item.
+/// The (user, item, weight, last_ts) frame behind [`interactions`], sorted by user and item;
+/// `last_ts` is the newest behaviour's time in Unix milliseconds.
 pub fn weighted_frame(
     events: &[Event],
     orders: &[Order],
@@ -189,7 +196,7 @@ pub fn weighted_frame(
         .lazy()
         .with_column(decayed.alias("weight"))
         .group_by([col("user"), col("item")])
-        .agg([col("weight").sum()])
+        .agg([col("weight").sum(), col("ts").max().alias("last_ts")])
         .filter(col("weight").gt(lit(0.0)))
         .sort(["user", "item"], SortMultipleOptions::default())
         .collect()?;

@@ -235,6 +235,13 @@ impl Store {
         }
     }
 
+    /// Streams every order with its lines to `each`, in id order and in pages.
+    pub async fn for_each_order(&self, mut each: impl FnMut(Order) -> Result<()>) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.for_each_order(&mut each).await,
+        }
+    }
+
     /// Creates an API key for `role` and returns it in clear text: the only time it is seen.
     pub async fn create_api_key(&self, role: ApiKeyRole, label: &str) -> Result<NewApiKey> {
         let key = NewApiKey::generate(role)?;

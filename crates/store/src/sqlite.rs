@@ -299,17 +299,7 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|l| {
-            Ok(OrderLine {
-                item: ItemId::new(l.try_get::<String, _>(0)?).map_err(corrupt)?,
-                quantity: u32::try_from(l.try_get::<i64, _>(1)?)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?,
-                unit_price: Money::new(
-                    l.try_get(2)?,
-                    Currency::new(&l.try_get::<String, _>(3)?).map_err(corrupt)?,
-                ),
-            })
-        })
+        .map(|l| line_from_row(l, 0))
         .collect::<Result<Vec<_>>>()?;
         Ok(Order {
             id,
@@ -374,6 +364,65 @@ impl SqliteStore {
             if (rows.len() as i64) < PAGE {
                 return Ok(());
             }
+        }
+    }
+
+    pub(crate) async fn for_each_order(
+        &self,
+        each: &mut dyn FnMut(Order) -> Result<()>,
+    ) -> Result<()> {
+        const PAGE: i64 = 20_000;
+        let mut after = String::new();
+        loop {
+            let heads = sqlx::query(
+                "SELECT id, user_id, created_at, status FROM orders WHERE id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(&after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = heads.last() else {
+                return Ok(());
+            };
+            let last_id: String = last.try_get(0)?;
+            let lines = sqlx::query(
+                "SELECT order_id, item_id, quantity, unit_price_minor, currency FROM order_lines \
+                 WHERE order_id > ? AND order_id <= ? ORDER BY order_id, line_no",
+            )
+            .bind(&after)
+            .bind(&last_id)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut lines = lines.iter().peekable();
+            for head in &heads {
+                let id = OrderId::new(head.try_get::<String, _>(0)?).map_err(corrupt)?;
+                let mut order_lines = Vec::new();
+                while let Some(&l) = lines.peek() {
+                    let of: String = l.try_get(0)?;
+                    if of.as_str() > id.as_str() {
+                        break;
+                    }
+                    lines.next();
+                    if of == id.as_str() {
+                        order_lines.push(line_from_row(l, 1)?);
+                    }
+                }
+                each(Order {
+                    id,
+                    user: head
+                        .try_get::<Option<String>, _>(1)?
+                        .map(UserId::new)
+                        .transpose()
+                        .map_err(corrupt)?,
+                    created_at: from_ms(head.try_get(2)?)?,
+                    status: OrderStatus::parse(&head.try_get::<String, _>(3)?).map_err(corrupt)?,
+                    lines: order_lines,
+                })?;
+            }
+            if (heads.len() as i64) < PAGE {
+                return Ok(());
+            }
+            after = last_id;
         }
     }
 
@@ -634,4 +683,18 @@ fn foreign_key_hint(e: sqlx::Error, hint: &str) -> Error {
     } else {
         Error::Database(e)
     }
+}
+
+/// An order line from columns `item_id, quantity, unit_price_minor, currency` starting at
+/// column `first`.
+fn line_from_row(l: &SqliteRow, first: usize) -> Result<OrderLine> {
+    Ok(OrderLine {
+        item: ItemId::new(l.try_get::<String, _>(first)?).map_err(corrupt)?,
+        quantity: u32::try_from(l.try_get::<i64, _>(first + 1)?)
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
+        unit_price: Money::new(
+            l.try_get(first + 2)?,
+            Currency::new(&l.try_get::<String, _>(first + 3)?).map_err(corrupt)?,
+        ),
+    })
 }

@@ -327,3 +327,40 @@ async fn in_memory_store_works() {
     store.upsert_items(&[item("A")]).await.unwrap();
     assert_eq!(store.counts().await.unwrap().items, 1);
 }
+
+#[tokio::test]
+async fn every_order_streams_with_its_own_lines() {
+    let (_dir, store) = temp_store().await;
+    store
+        .upsert_items(&[item("A"), item("B"), item("C")])
+        .await
+        .unwrap();
+    // Ids that sort as text, not numbers ("10" < "9"), and an anonymous order.
+    let orders: Vec<Order> = ["9", "10", "100", "b", "anon"]
+        .iter()
+        .enumerate()
+        .map(|(n, id)| Order {
+            id: OrderId::new(*id).unwrap(),
+            user: (*id != "anon").then(|| UserId::new("u1").unwrap()),
+            created_at: at(1 + n as u32),
+            status: OrderStatus::Paid,
+            lines: ["A", "B", "C"][..=n % 3]
+                .iter()
+                .map(|i| OrderLine::from_signed(ItemId::new(*i).unwrap(), 1, gbp(100)).unwrap())
+                .collect(),
+        })
+        .collect();
+    store.upsert_users(&[user("u1")]).await.unwrap();
+    store.put_orders(&orders).await.unwrap();
+    let mut back = Vec::new();
+    store
+        .for_each_order(|o| {
+            back.push(o);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let mut expected = orders.clone();
+    expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    assert_eq!(back, expected);
+}

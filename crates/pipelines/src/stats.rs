@@ -1,0 +1,280 @@
+//! Item statistics for reports and non-personalised rows.
+//!
+//! [`item_stats`]: per item, the distinct users who touched it (events or order lines), the
+//! number of events, net units sold (cancelled and refunded lines subtract), and recent
+//! growth: `recent_users` are users whose latest touch falls in the last `window_days` before
+//! the reference time, `previous_users` those in the window before that, and
+//! `trending = recent × (recent + 1) / (previous + 1)`, the same definition as the `trending`
+//! model. Sorted by trending, then users, descending.
+//!
+//! [`co_purchase`]: pairs of items bought in the same (not cancelled or refunded) order, with
+//! the number of such orders.
+
+use crate::{Result, actor_key};
+use marquee_domain::{Event, Order, Timestamp};
+use polars::prelude::*;
+
+/// Builds the per-item statistics frame (columns `item, users, events, net_units,
+/// recent_users, previous_users, trending`).
+pub fn item_stats(
+    events: &[Event],
+    orders: &[Order],
+    reference: Option<Timestamp>,
+    window_days: f64,
+) -> Result<DataFrame> {
+    if window_days.is_nan() || window_days <= 0.0 {
+        return Err(crate::Error::Setting {
+            name: "window_days",
+            message: format!("{window_days} is not positive"),
+        });
+    }
+    let mut user = Vec::new();
+    let mut item = Vec::new();
+    let mut ts = Vec::new();
+    let mut is_event = Vec::new();
+    let mut units = Vec::new();
+    for e in events {
+        let Some(it) = &e.item else { continue };
+        user.push(actor_key(&e.actor));
+        item.push(it.as_str().to_owned());
+        ts.push(e.timestamp.timestamp_millis());
+        is_event.push(1u32);
+        units.push(0i64);
+    }
+    for o in orders {
+        let sign = if o.status.is_reversal() { -1 } else { 1 };
+        for line in &o.lines {
+            user.push(o.user.as_ref().map_or_else(
+                || format!("order:{}", o.id.as_str()),
+                |u| u.as_str().to_owned(),
+            ));
+            item.push(line.item.as_str().to_owned());
+            ts.push(o.created_at.timestamp_millis());
+            is_event.push(0);
+            units.push(sign * i64::from(line.quantity));
+        }
+    }
+    let newest = ts.iter().copied().max().unwrap_or(0);
+    let reference = reference.map_or(newest, |r| r.timestamp_millis());
+    let window = (window_days * 86_400_000.0) as i64;
+    let frame = df!(
+        "user" => user,
+        "item" => item,
+        "ts" => ts,
+        "is_event" => is_event,
+        "units" => units,
+    )?
+    .lazy();
+    let per_item = frame.clone().group_by([col("item")]).agg([
+        col("user").n_unique().alias("users"),
+        col("is_event").sum().alias("events"),
+        col("units").sum().alias("net_units"),
+    ]);
+    let age = lit(reference) - col("last_ts");
+    let growth = frame
+        .group_by([col("user"), col("item")])
+        .agg([col("ts").max().alias("last_ts")])
+        .group_by([col("item")])
+        .agg([
+            age.clone()
+                .lt(lit(window))
+                .cast(DataType::UInt32)
+                .sum()
+                .alias("recent_users"),
+            (age.clone().gt_eq(lit(window)).and(age.lt(lit(2 * window))))
+                .cast(DataType::UInt32)
+                .sum()
+                .alias("previous_users"),
+        ]);
+    let recent = col("recent_users").cast(DataType::Float64);
+    let out = per_item
+        .join(
+            growth,
+            [col("item")],
+            [col("item")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .with_column(
+            (recent.clone() * (recent + lit(1.0))
+                / (col("previous_users").cast(DataType::Float64) + lit(1.0)))
+            .alias("trending"),
+        )
+        .sort(
+            ["trending", "users", "item"],
+            SortMultipleOptions::default().with_order_descending_multi([true, true, false]),
+        )
+        .collect()?;
+    Ok(out)
+}
+
+/// Pairs of items bought together (columns `item_a, item_b, orders`, `item_a < item_b`), in
+/// at least `min_orders` orders, most frequent first.
+pub fn co_purchase(orders: &[Order], min_orders: u32) -> Result<DataFrame> {
+    let mut order = Vec::new();
+    let mut item = Vec::new();
+    for o in orders.iter().filter(|o| !o.status.is_reversal()) {
+        for line in &o.lines {
+            order.push(o.id.as_str().to_owned());
+            item.push(line.item.as_str().to_owned());
+        }
+    }
+    let lines = df!("order" => order, "item" => item)?
+        .lazy()
+        .group_by([col("order"), col("item")])
+        .agg([len().alias("n")])
+        .select([col("order"), col("item")]);
+    let out = lines
+        .clone()
+        .join(
+            lines,
+            [col("order")],
+            [col("order")],
+            JoinArgs::new(JoinType::Inner).with_suffix(Some("_b".into())),
+        )
+        .filter(col("item").lt(col("item_b")))
+        .group_by([col("item"), col("item_b")])
+        .agg([len().cast(DataType::UInt32).alias("orders")])
+        .filter(col("orders").gt_eq(lit(min_orders)))
+        .select([col("item").alias("item_a"), col("item_b"), col("orders")])
+        .sort(
+            ["orders", "item_a", "item_b"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false, false]),
+        )
+        .collect()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use marquee_domain::{
+        Actor, Currency, EventId, EventKind, ItemId, Money, OrderId, OrderLine, OrderStatus, UserId,
+    };
+
+    fn now() -> Timestamp {
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+    }
+
+    fn view(user: &str, item: &str, days_ago: i64) -> Event {
+        Event {
+            id: EventId::new(format!("{user}-{item}-{days_ago}")).unwrap(),
+            actor: Actor::User(UserId::new(user).unwrap()),
+            item: Some(ItemId::new(item).unwrap()),
+            kind: EventKind::View,
+            value: None,
+            timestamp: now() - TimeDelta::days(days_ago),
+            context: None,
+        }
+    }
+
+    fn order(id: &str, items: &[&str], status: OrderStatus) -> Order {
+        Order {
+            id: OrderId::new(id).unwrap(),
+            user: Some(UserId::new("buyer").unwrap()),
+            created_at: now() - TimeDelta::days(20),
+            status,
+            lines: items
+                .iter()
+                .map(|i| OrderLine {
+                    item: ItemId::new(*i).unwrap(),
+                    quantity: 2,
+                    unit_price: Money::new(100, Currency::new("EUR").unwrap()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn stats_count_users_units_and_growth() {
+        let events = vec![
+            view("u1", "rising", 1),
+            view("u2", "rising", 2),
+            view("u1", "steady", 1),
+            view("u2", "steady", 9),
+            view("u2", "steady", 10),
+        ];
+        let orders = vec![
+            order("o1", &["steady"], OrderStatus::Paid),
+            order("o2", &["steady"], OrderStatus::Refunded),
+            order("o3", &["steady"], OrderStatus::Shipped),
+        ];
+        let df = item_stats(&events, &orders, Some(now()), 7.0).unwrap();
+        let items: Vec<&str> = df
+            .column("item")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(items, ["rising", "steady"]);
+        let get_u = |name: &str| -> Vec<u32> {
+            let c = df.column(name).unwrap().cast(&DataType::UInt32).unwrap();
+            c.u32().unwrap().iter().flatten().collect()
+        };
+        assert_eq!(get_u("users"), [2, 3]);
+        assert_eq!(get_u("events"), [2, 3]);
+        assert_eq!(get_u("recent_users"), [2, 1]);
+        // u2's latest touch of "steady" was 9 days ago; the buyer's 20 days ago.
+        assert_eq!(get_u("previous_users"), [0, 1]);
+        let units: Vec<i64> = df
+            .column("net_units")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(units, [0, 2]);
+        let trending: Vec<f64> = df
+            .column("trending")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(trending, [6.0, 1.0]);
+        assert!(item_stats(&events, &orders, None, 0.0).is_err());
+    }
+
+    #[test]
+    fn co_purchase_counts_orders_not_lines() {
+        let orders = vec![
+            order("o1", &["a", "b", "c"], OrderStatus::Paid),
+            order("o2", &["b", "a", "a"], OrderStatus::Placed),
+            order("o3", &["a", "b"], OrderStatus::Cancelled),
+            order("o4", &["c", "d"], OrderStatus::Shipped),
+        ];
+        let df = co_purchase(&orders, 1).unwrap();
+        let a: Vec<&str> = df
+            .column("item_a")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        let b: Vec<&str> = df
+            .column("item_b")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        let n: Vec<u32> = df
+            .column("orders")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(a, ["a", "a", "b", "c"]);
+        assert_eq!(b, ["b", "c", "c", "d"]);
+        assert_eq!(n, [2, 1, 1, 1]);
+        assert_eq!(co_purchase(&orders, 2).unwrap().height(), 1);
+    }
+}
