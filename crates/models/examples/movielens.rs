@@ -68,19 +68,26 @@ fn main() {
             secs,
         );
     }
-    for lambda in [100.0, 200.0, 500.0] {
+    for (lambda, neighbors) in [
+        (100.0, 500),
+        (200.0, 500),
+        (500.0, 500),
+        (200.0, 1000),
+        (200.0, 2000),
+    ] {
         let t = Instant::now();
         let ease = Ease::fit(
             &split.train,
             EaseParams {
                 lambda,
+                neighbors,
                 ..EaseParams::default()
             },
         )
         .expect("EASE");
         let secs = t.elapsed().as_secs_f64();
         row(
-            &format!("ease λ={lambda}"),
+            &format!("ease λ={lambda} n={neighbors}"),
             &evaluate(&ease, &split.train, &split.test, 10),
             secs,
         );

@@ -3,9 +3,12 @@
 //!
 //! Confidence is `1 + alpha * weight` for observed pairs and 1 elsewhere; preference is 1 for
 //! observed pairs. Each sweep computes `YᵀY + λI` once, then solves every user (in parallel,
-//! one scratch buffer per worker, no allocation per row), then every item the same way.
+//! in blocks of rows whose dense `YᵀY x` products are one matrix product per CG step, one
+//! scratch buffer per worker, no allocation per row), then every item the same way.
 
 use crate::{Error, Interactions, Result, Row, Scorer};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 use marquee_domain::rng::SeededRng;
 use rayon::prelude::*;
 
@@ -48,124 +51,178 @@ pub struct Als {
     pub item_factors: Vec<f32>,
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Dot product with eight independent partial sums, so the compiler can keep them in SIMD
+/// registers (a single running sum is a serial dependency it may not reorder).
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
 }
 
-/// `YᵀY + λI` (f × f, row-major), accumulated in f64.
+/// `YᵀY + λI` (f × f, row-major), as one parallel matrix product.
 fn gram(y: &[f32], f: usize, lambda: f32) -> Vec<f32> {
-    let partial = y
-        .par_chunks(f * 1024)
-        .map(|block| {
-            let mut g = vec![0f64; f * f];
-            for row in block.chunks_exact(f) {
-                for a in 0..f {
-                    let ra = f64::from(row[a]);
-                    for b in a..f {
-                        g[a * f + b] += ra * f64::from(row[b]);
-                    }
-                }
-            }
-            g
-        })
-        .reduce(
-            || vec![0f64; f * f],
-            |mut x, y| {
-                for (a, b) in x.iter_mut().zip(y) {
-                    *a += b;
-                }
-                x
-            },
-        );
+    let n = y.len() / f;
     let mut g = vec![0f32; f * f];
+    let yr = MatRef::from_row_major_slice(y, n, f);
+    matmul(
+        MatMut::from_row_major_slice_mut(&mut g, f, f),
+        Accum::Replace,
+        yr.transpose(),
+        yr,
+        1.0,
+        Par::rayon(0),
+    );
     for a in 0..f {
-        for b in a..f {
-            let v = partial[a * f + b] as f32;
-            g[a * f + b] = v;
-            g[b * f + a] = v;
-        }
         g[a * f + a] += lambda;
     }
     g
 }
 
+/// Per-worker buffers of one block of rows (no allocation per row or per sweep step).
 struct Scratch {
     r: Vec<f32>,
     p: Vec<f32>,
     ap: Vec<f32>,
+    rs: Vec<f32>,
+    active: Vec<bool>,
 }
 
-/// Improves `x` (one row's factors) towards the solution of
-/// `(YᵀY + λI + Yᵀ(C − I)Y) x = Yᵀ C p` with `steps` conjugate-gradient steps.
-fn solve_row(
-    x: &mut [f32],
-    row: Row<'_>,
+impl Scratch {
+    fn new(rows: usize, f: usize) -> Self {
+        Self {
+            r: vec![0.0; rows * f],
+            p: vec![0.0; rows * f],
+            ap: vec![0.0; rows * f],
+            rs: vec![0.0; rows],
+            active: vec![true; rows],
+        }
+    }
+}
+
+/// `out = m · YᵀY` for a block of row vectors (row-major `rows × f`), as one matrix product:
+/// `YᵀY` is symmetric, so row `u` of the product is `YᵀY x_u`.
+fn times_gram(out: &mut [f32], m: &[f32], yty: &[f32], f: usize, scale: f32) {
+    let rows = m.len() / f;
+    matmul(
+        MatMut::from_row_major_slice_mut(out, rows, f),
+        Accum::Replace,
+        MatRef::from_row_major_slice(m, rows, f),
+        MatRef::from_row_major_slice(yty, f, f),
+        scale,
+        Par::Seq,
+    );
+}
+
+/// Improves the factors `xs` of a block of rows (starting at row `first`) towards the
+/// solutions of `(YᵀY + λI + Yᵀ(C_u − I)Y) x_u = Yᵀ C_u p_u` with `steps` conjugate-gradient
+/// steps. The dense `YᵀY` products of the whole block are one matrix product per step; only
+/// the observed items of each row are visited one by one.
+#[allow(clippy::too_many_arguments)]
+fn solve_block(
+    xs: &mut [f32],
+    first: usize,
+    matrix: &Interactions,
     y: &[f32],
     yty: &[f32],
     alpha: f32,
     steps: usize,
     s: &mut Scratch,
 ) {
-    let f = x.len();
+    let f = yty.len().isqrt();
+    let rows = xs.len() / f;
+    let (r, p, ap) = (
+        &mut s.r[..rows * f],
+        &mut s.p[..rows * f],
+        &mut s.ap[..rows * f],
+    );
+    let (rs, active) = (&mut s.rs[..rows], &mut s.active[..rows]);
     // r = b − A x
-    for a in 0..f {
-        s.r[a] = -dot(&yty[a * f..(a + 1) * f], x);
-    }
-    for (i, w) in row.iter() {
-        let yi = &y[i * f..(i + 1) * f];
-        let c = 1.0 + alpha * w;
-        let coef = c - (c - 1.0) * dot(yi, x);
-        for (r, v) in s.r.iter_mut().zip(yi) {
-            *r += coef * v;
-        }
-    }
-    s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot(&s.r, &s.r);
-    for _ in 0..steps {
-        if rs_old < 1e-20 {
-            break;
-        }
-        for a in 0..f {
-            s.ap[a] = dot(&yty[a * f..(a + 1) * f], &s.p);
-        }
-        for (i, w) in row.iter() {
+    times_gram(r, xs, yty, f, -1.0);
+    for row in 0..rows {
+        let x = &xs[row * f..(row + 1) * f];
+        let ru = &mut r[row * f..(row + 1) * f];
+        for (i, w) in matrix.row(first + row).iter() {
             let yi = &y[i * f..(i + 1) * f];
-            let coef = alpha * w * dot(yi, &s.p);
-            for (ap, v) in s.ap.iter_mut().zip(yi) {
-                *ap += coef * v;
+            let c = 1.0 + alpha * w;
+            let coef = c - (c - 1.0) * dot(yi, x);
+            for (rv, v) in ru.iter_mut().zip(yi) {
+                *rv += coef * v;
             }
         }
-        let denom = dot(&s.p, &s.ap);
-        if denom <= 0.0 || !denom.is_finite() {
-            break;
+        rs[row] = dot(ru, ru);
+        active[row] = true;
+    }
+    p.copy_from_slice(r);
+    for _ in 0..steps {
+        times_gram(ap, p, yty, f, 1.0);
+        for row in 0..rows {
+            if !active[row] || rs[row] < 1e-20 {
+                active[row] = false;
+                continue;
+            }
+            let span = row * f..(row + 1) * f;
+            let pu = &p[span.clone()];
+            let apu = &mut ap[span.clone()];
+            for (i, w) in matrix.row(first + row).iter() {
+                let yi = &y[i * f..(i + 1) * f];
+                let coef = alpha * w * dot(yi, pu);
+                for (a, v) in apu.iter_mut().zip(yi) {
+                    *a += coef * v;
+                }
+            }
+            let denom = dot(pu, apu);
+            if denom <= 0.0 || !denom.is_finite() {
+                active[row] = false;
+                continue;
+            }
+            let step = rs[row] / denom;
+            let x = &mut xs[span.clone()];
+            let ru = &mut r[span.clone()];
+            for ((xa, ra), (pa, apa)) in x
+                .iter_mut()
+                .zip(ru.iter_mut())
+                .zip(pu.iter().zip(apu.iter()))
+            {
+                *xa += step * pa;
+                *ra -= step * apa;
+            }
+            let rs_new = dot(ru, ru);
+            let beta = rs_new / rs[row];
+            for (pa, ra) in p[span].iter_mut().zip(ru.iter()) {
+                *pa = ra + beta * *pa;
+            }
+            rs[row] = rs_new;
         }
-        let step = rs_old / denom;
-        for ((xa, ra), (pa, apa)) in x.iter_mut().zip(s.r.iter_mut()).zip(s.p.iter().zip(&s.ap)) {
-            *xa += step * pa;
-            *ra -= step * apa;
-        }
-        let rs_new = dot(&s.r, &s.r);
-        let beta = rs_new / rs_old;
-        for a in 0..f {
-            s.p[a] = s.r[a] + beta * s.p[a];
-        }
-        rs_old = rs_new;
     }
 }
 
 fn sweep(target: &mut [f32], other: &[f32], matrix: &Interactions, params: &AlsParams) {
     let f = params.factors;
     let yty = gram(other, f, params.regularization);
-    target.par_chunks_mut(f).enumerate().for_each_init(
-        || Scratch {
-            r: vec![0.0; f],
-            p: vec![0.0; f],
-            ap: vec![0.0; f],
-        },
-        |scratch, (row, x)| {
-            solve_row(
-                x,
-                matrix.row(row),
+    let rows = target.len() / f;
+    // Blocks small enough to share out among the threads, large enough for a good product.
+    let block = (rows / (rayon::current_num_threads() * 8)).clamp(16, 256);
+    target.par_chunks_mut(block * f).enumerate().for_each_init(
+        || Scratch::new(block, f),
+        |scratch, (b, xs)| {
+            solve_block(
+                xs,
+                b * block,
+                matrix,
                 other,
                 &yty,
                 params.alpha,

@@ -3,8 +3,8 @@
 //! diagonal and 0 on it. A user's scores are `x_u B`.
 //!
 //! The dense solve is O(n³) in items and holds n² numbers, so catalogs above
-//! [`MAX_EASE_ITEMS`] are refused. The fitted model keeps only the `neighbors` largest entries
-//! of every row of B (a dense B of 10k items is 400 MB; its top 500 per row, 40 MB), and it is
+//! [`MAX_EASE_ITEMS`] are refused. The fitted model keeps only the `neighbors` entries of
+//! largest magnitude in every row of B (a dense B of 10k items is 400 MB; its top 500 per row, 40 MB), and it is
 //! that pruned model which is evaluated, saved and served.
 
 use crate::{Error, Interactions, ItemItem, Result, Row, Scorer, top_k};
@@ -22,7 +22,7 @@ pub struct EaseParams {
     pub lambda: f64,
     /// Use the interaction weights (true) or 1 for every observed pair (false).
     pub weighted: bool,
-    /// Entries of B kept per item (the largest).
+    /// Entries of B kept per item (those of largest magnitude).
     pub neighbors: usize,
 }
 
@@ -36,7 +36,7 @@ impl Default for EaseParams {
     }
 }
 
-/// A fitted EASE model (B pruned to the largest entries of each row).
+/// A fitted EASE model (B pruned to the entries of largest magnitude in each row).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ease {
     pub params: EaseParams,
@@ -89,16 +89,42 @@ impl Ease {
         drop(g);
         let diag: Vec<f64> = (0..n).map(|j| p[(j, j)]).collect();
         // Row i of B: B_ij = −P_ij / P_jj. P is symmetric, so row i is read down column i.
+        // The entries kept are those of largest magnitude over the whole of B (on average
+        // `neighbors` per row; rows of popular items keep more): the negative weights matter
+        // as much as the positive ones, and a per-row cut would drop more of the rows that
+        // carry the most signal. The threshold is the matching quantile of |B| over a sample.
+        let b = |i: usize, j: usize| (-p[(j, i)] / diag[j]) as f32;
+        let threshold = {
+            let mut rng = marquee_domain::rng::SeededRng::new(7);
+            let samples = (n * n).min(2_000_000);
+            let mut sample: Vec<f32> = (0..samples)
+                .map(|_| {
+                    let (i, j) = (rng.index(n), rng.index(n));
+                    if i == j { 0.0 } else { b(i, j).abs() }
+                })
+                .collect();
+            let keep = (params.neighbors as f64 / n as f64).min(1.0);
+            let at = ((1.0 - keep) * samples as f64) as usize;
+            let at = at.min(samples - 1);
+            let (_, v, _) = sample.select_nth_unstable_by(at, f32::total_cmp);
+            *v
+        };
+        let cap = params.neighbors.saturating_mul(4).min(n);
         let lists: Vec<Vec<(u32, f32)>> = (0..n)
             .into_par_iter()
             .map_init(
                 || vec![0f32; n],
-                |row, i| {
-                    let col = p.col(i);
-                    for (j, b) in row.iter_mut().enumerate() {
-                        *b = (-col[j] / diag[j]) as f32;
+                |magnitude, i| {
+                    for (j, m) in magnitude.iter_mut().enumerate() {
+                        let v = b(i, j).abs();
+                        *m = if v >= threshold { v } else { f32::NAN };
                     }
-                    top_k(row, params.neighbors, &[i as u32])
+                    let mut kept: Vec<(u32, f32)> = top_k(magnitude, cap, &[i as u32])
+                        .into_iter()
+                        .map(|(j, _)| (j, b(i, j as usize)))
+                        .collect();
+                    kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    kept
                 },
             )
             .collect();
