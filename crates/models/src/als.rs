@@ -51,14 +51,15 @@ pub struct Als {
     pub item_factors: Vec<f32>,
 }
 
-/// Dot product with eight independent partial sums, so the compiler can keep them in SIMD
-/// registers (a single running sum is a serial dependency it may not reorder).
+/// Dot product with sixteen independent partial sums (four 4-lane vectors), so the compiler
+/// keeps them in SIMD registers (a single running sum is a serial dependency it may not
+/// reorder).
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut acc = [[0f32; 4]; 4];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let tail: f32 = ca
         .remainder()
         .iter()
@@ -66,11 +67,19 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| x * y)
         .sum();
     for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
+        for (lane, acc) in acc.iter_mut().enumerate() {
+            for k in 0..4 {
+                acc[k] += x[lane * 4 + k] * y[lane * 4 + k];
+            }
         }
     }
-    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
+    let mut v = [0f32; 4];
+    for acc in &acc {
+        for k in 0..4 {
+            v[k] += acc[k];
+        }
+    }
+    (v[0] + v[2]) + (v[1] + v[3]) + tail
 }
 
 /// `YᵀY + λI` (f × f, row-major), as one parallel matrix product.
@@ -99,6 +108,9 @@ struct Scratch {
     ap: Vec<f32>,
     rs: Vec<f32>,
     active: Vec<bool>,
+    /// The block's observed item vectors, copied together once per sweep so that the CG
+    /// steps read them from cache instead of from all over `Y`.
+    gathered: Vec<f32>,
 }
 
 impl Scratch {
@@ -109,6 +121,7 @@ impl Scratch {
             ap: vec![0.0; rows * f],
             rs: vec![0.0; rows],
             active: vec![true; rows],
+            gathered: Vec::new(),
         }
     }
 }
@@ -150,26 +163,41 @@ fn solve_block(
         &mut s.ap[..rows * f],
     );
     let (rs, active) = (&mut s.rs[..rows], &mut s.active[..rows]);
+    let gathered = &mut s.gathered;
+    gathered.clear();
+    for row in 0..rows {
+        for &i in matrix.row(first + row).items {
+            let i = i as usize;
+            gathered.extend_from_slice(&y[i * f..(i + 1) * f]);
+        }
+    }
+    let gathered = &gathered[..];
     // r = b − A x
     times_gram(r, xs, yty, f, -1.0);
+    let mut at = 0;
     for row in 0..rows {
         let x = &xs[row * f..(row + 1) * f];
         let ru = &mut r[row * f..(row + 1) * f];
-        for (i, w) in matrix.row(first + row).iter() {
-            let yi = &y[i * f..(i + 1) * f];
+        let weights = matrix.row(first + row).values;
+        for (yi, &w) in gathered[at * f..].chunks_exact(f).zip(weights) {
             let c = 1.0 + alpha * w;
             let coef = c - (c - 1.0) * dot(yi, x);
             for (rv, v) in ru.iter_mut().zip(yi) {
                 *rv += coef * v;
             }
         }
+        at += weights.len();
         rs[row] = dot(ru, ru);
         active[row] = true;
     }
     p.copy_from_slice(r);
     for _ in 0..steps {
         times_gram(ap, p, yty, f, 1.0);
+        let mut at = 0;
         for row in 0..rows {
+            let weights = matrix.row(first + row).values;
+            let mine = &gathered[at * f..(at + weights.len()) * f];
+            at += weights.len();
             if !active[row] || rs[row] < 1e-20 {
                 active[row] = false;
                 continue;
@@ -177,8 +205,7 @@ fn solve_block(
             let span = row * f..(row + 1) * f;
             let pu = &p[span.clone()];
             let apu = &mut ap[span.clone()];
-            for (i, w) in matrix.row(first + row).iter() {
-                let yi = &y[i * f..(i + 1) * f];
+            for (yi, &w) in mine.chunks_exact(f).zip(weights) {
                 let coef = alpha * w * dot(yi, pu);
                 for (a, v) in apu.iter_mut().zip(yi) {
                     *a += coef * v;
