@@ -31,6 +31,11 @@ def main():
     n_items = int(max(train_raw[:, 1].max(), test_raw[:, 1].max())) + 1
     train = load(f"{folder}/train.csv", (n_users, n_items))
     test = load(f"{folder}/test.csv", (n_users, n_items))
+    # implicit uses the matrix values as the confidence c itself (after multiplying them by its
+    # alpha), where this project uses c = 1 + alpha * value. Handing implicit 1 + alpha * value
+    # with its alpha at 1 gives both libraries exactly the same confidences.
+    confidence = train.copy()
+    confidence.data = 1.0 + float(alpha) * confidence.data
     seconds = []
     model = None
     for _ in range(int(runs)):
@@ -38,16 +43,16 @@ def main():
             factors=int(factors),
             iterations=int(iterations),
             regularization=float(reg),
-            alpha=float(alpha),
+            alpha=1.0,
             use_cg=True,
             calculate_training_loss=False,
             random_state=42,
         )
         start = time.perf_counter()
-        model.fit(train, show_progress=False)
+        model.fit(confidence, show_progress=False)
         seconds.append(time.perf_counter() - start)
     users = np.flatnonzero(np.diff(test.indptr) > 0)
-    ids, _ = model.recommend(users, train[users], N=10, filter_already_liked_items=True)
+    ids, _ = model.recommend(users, confidence[users], N=10, filter_already_liked_items=True)
     discounts = 1.0 / np.log2(np.arange(2, 12))
     ndcg = recall = 0.0
     for row, u in enumerate(users):

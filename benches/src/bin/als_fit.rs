@@ -10,7 +10,7 @@
 //! indices) and prints one JSON line: fit seconds of every run, and nDCG@10 / recall@10 of the
 //! last fit on the test split (DESIGN.md protocol: per-user random 80/20, seed 42, training
 //! items excluded). Parameters: 64 factors, 15 iterations, regularization and alpha from the
-//! environment (`ALS_REG`, default 20; `ALS_ALPHA`, default 2).
+//! environment (`ALS_REG`, default 20; `ALS_ALPHA`, default 2; `ALS_SEED`, default 42).
 
 use marquee_domain::rng::SeededRng;
 use marquee_models::metrics::evaluate;
@@ -119,6 +119,10 @@ fn main() -> Result<(), String> {
         iterations: 15,
         regularization: env("ALS_REG", 20.0),
         alpha: env("ALS_ALPHA", 2.0),
+        seed: std::env::var("ALS_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(42),
         ..AlsParams::default()
     };
     let split = per_user_random(&data, 0.2, 42);
