@@ -2,42 +2,15 @@
 //! user. Users the model has never seen get the items most users interacted with in its
 //! training data (what a storefront shows a newcomer).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use marquee_models::{Artifact, Scorer, top_k};
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The artifact folder `path` names: a version folder (holding manifest.json), or a model
-/// name folder whose `latest` file names the version.
+/// The artifact folder `path` names (a version folder, or a model folder's `latest`).
 pub fn resolve_model(path: &Path) -> Result<PathBuf> {
-    if path.join("manifest.json").is_file() {
-        return Ok(path.to_owned());
-    }
-    let latest = path.join("latest");
-    if latest.is_file() {
-        let version = std::fs::read_to_string(&latest)
-            .with_context(|| format!("reading {}", latest.display()))?;
-        let dir = path.join(version.trim());
-        if dir.join("manifest.json").is_file() {
-            return Ok(dir);
-        }
-        bail!(
-            "{} names version {:?}, which has no manifest.json",
-            latest.display(),
-            version.trim()
-        );
-    }
-    if !path.exists() {
-        bail!(
-            "model {} does not exist; train one with `cargo run --release --bin train`",
-            path.display()
-        );
-    }
-    bail!(
-        "{} is neither a model version folder (with manifest.json) nor a model folder (with a `latest` file)",
-        path.display()
-    )
+    Ok(Artifact::resolve(path)?)
 }
 
 /// Which users to recommend for.

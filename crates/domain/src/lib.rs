@@ -17,6 +17,7 @@ mod money;
 mod order;
 pub mod rng;
 mod user;
+mod weights;
 
 pub use event::{Actor, Event, EventKind, MAX_DWELL_SECONDS, MAX_FUTURE_SKEW, RATING_RANGE};
 pub use ids::{EventId, ItemId, OrderId, SessionId, UserId};
@@ -24,6 +25,7 @@ pub use item::Item;
 pub use money::{Currency, Money};
 pub use order::{Order, OrderLine, OrderStatus};
 pub use user::User;
+pub use weights::EventWeights;
 
 /// A timestamp as the engine stores it: UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -456,6 +456,40 @@ impl Artifact {
         })
     }
 
+    /// The artifact folder `path` names: a version folder (holding manifest.json), or a model
+    /// name folder whose `latest` file names the version.
+    pub fn resolve(path: &Path) -> Result<PathBuf, ArtifactError> {
+        if path.join(MANIFEST).is_file() {
+            return Ok(path.to_owned());
+        }
+        let latest = path.join("latest");
+        if latest.is_file() {
+            let version = std::fs::read_to_string(&latest)
+                .map_err(|e| fail(&latest, format!("cannot read: {e}")))?;
+            let dir = path.join(version.trim());
+            if dir.join(MANIFEST).is_file() {
+                return Ok(dir);
+            }
+            return Err(fail(
+                &latest,
+                format!(
+                    "names version {:?}, which has no manifest.json",
+                    version.trim()
+                ),
+            ));
+        }
+        if !path.exists() {
+            return Err(fail(
+                path,
+                "does not exist; train a model with `cargo run --release --bin train`",
+            ));
+        }
+        Err(fail(
+            path,
+            "is neither a model version folder (with manifest.json) nor a model folder (with a `latest` file)",
+        ))
+    }
+
     /// Scores and ranks the top `k` items for the user with row `user` of the history,
     /// leaving out the items in their history when `exclude_seen`.
     pub fn recommend(

@@ -1,0 +1,601 @@
+//! The serving core, without HTTP: it holds the active model artifact and the catalog facts
+//! the business rules need, and answers recommendation requests.
+//!
+//! - [`Engine::open`] loads the artifact a path names (a version folder, or a model folder's
+//!   `latest`); [`Engine::swap`] loads another one completely and only then replaces the
+//!   active one atomically (requests in flight finish on the model they started with); a
+//!   damaged artifact is refused and the old one keeps serving.
+//! - [`Engine::recommend`]: the user's training history plus the events that arrived after
+//!   training (weighted with the model's own [`EventWeights`]) are scored: ALS folds them into
+//!   a fresh user vector (an exact solve of the user's least-squares problem against the item
+//!   factors), EASE and item-kNN score the combined history directly. Items the user already
+//!   has, hidden items and out-of-stock items are left out (the first two unless asked), and
+//!   the filters (category, price range, explicit exclusions) apply. A user with no history
+//!   gets trending items (cold start).
+//! - [`Engine::session`]: an anonymous visitor's recent items, scored through item-kNN.
+//! - [`Engine::similar`]: an item's nearest items (cosine over co-occurrence in the history).
+//! - [`Engine::home`]: Netflix-style rows: top picks, "because you watched X", trending.
+//! - Every answer names the model version that produced it, and personal recommendations say
+//!   which of the user's items they come from ("because you watched X").
+//!
+//! Threading: the engine is `Send + Sync`; readers never block writers or each other.
+
+mod fold;
+
+use arc_swap::ArcSwap;
+use marquee_domain::{Event, EventWeights, Item};
+use marquee_models::{
+    Artifact, ArtifactError, ItemKnn, ItemKnnParams, Model, Row, Scorer, Trending, TrendingParams,
+    top_k,
+};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The largest `k` a request may ask for.
+pub const MAX_K: usize = 1_000;
+
+/// Why a request or a model change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Artifact(#[from] ArtifactError),
+    #[error("model {path}: its event weights are unreadable: {message}")]
+    Weights { path: PathBuf, message: String },
+    #[error("unknown item {0:?}")]
+    UnknownItem(String),
+    #[error("k must be between 1 and {MAX_K}, not {0}")]
+    BadK(usize),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Business filters of a request. The default leaves out hidden and out-of-stock items and
+/// what the user already has.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// Only items of this category.
+    pub category: Option<String>,
+    /// Lowest and highest price in minor units (items without a price pass).
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    /// Items never to return.
+    pub exclude: Vec<String>,
+    /// Also return items the user already interacted with.
+    pub include_seen: bool,
+    /// Also return out-of-stock items (hidden items are never returned).
+    pub include_out_of_stock: bool,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Recommendation {
+    pub item: String,
+    pub score: f32,
+    /// The item of the user's history this one is most similar to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<String>,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The user's own history (and events since training).
+    Personal,
+    /// Nothing known of the user: trending items.
+    ColdStart,
+    /// An anonymous session's recent items.
+    Session,
+    /// Items similar to one item.
+    Similar,
+}
+
+/// An answer: the items, best first, and the model version that produced them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Answer {
+    pub model_version: String,
+    pub basis: Basis,
+    pub items: Vec<Recommendation>,
+}
+
+/// One row of the home page.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HomeRow {
+    /// `top_picks`, `because_you_watched` or `trending`.
+    pub id: &'static str,
+    pub title: String,
+    pub items: Vec<Recommendation>,
+}
+
+/// Catalog facts of one model item.
+#[derive(Debug, Clone, Copy)]
+struct ItemMeta {
+    category: u32,
+    price_minor: Option<i64>,
+}
+
+const NO_CATEGORY: u32 = u32::MAX;
+
+/// A loaded model with what serving derives from it once.
+struct Loaded {
+    artifact: Artifact,
+    dir: PathBuf,
+    weights: EventWeights,
+    /// Newest interaction time in the training data (Unix ms): later events are new.
+    trained_until: i64,
+    /// Users per item in the training data.
+    popular: Vec<f32>,
+    /// Cold-start ranking: trending over the last 7 days if the data has times, else popular.
+    trending: Vec<f32>,
+    /// Co-occurrence neighbours, for similar items, sessions and explanations.
+    knn: ItemKnn,
+    /// ALS only: `YᵀY + λI` (f × f, f64) for the fold-in.
+    gram: Option<Vec<f64>>,
+}
+
+impl Loaded {
+    fn load(path: &Path) -> Result<Self> {
+        let dir = Artifact::resolve(path)?;
+        let artifact = Artifact::load(&dir)?;
+        let weights: EventWeights = serde_json::from_value(artifact.manifest.event_weights.clone())
+            .map_err(|e| Error::Weights {
+                path: dir.clone(),
+                message: e.to_string(),
+            })?;
+        let history = &artifact.history;
+        let trained_until = history.parts().3.iter().copied().max().unwrap_or(0);
+        let popular: Vec<f32> = history
+            .item_counts()
+            .into_iter()
+            .map(|c| c as f32)
+            .collect();
+        let trending = match Trending::fit(history, TrendingParams::default()) {
+            Ok(t) if t.scores.iter().any(|&s| s > 0.0) => t.scores,
+            _ => popular.clone(),
+        };
+        let knn = ItemKnn::fit(
+            history,
+            ItemKnnParams {
+                neighbors: 50,
+                weighted: false,
+            },
+        )
+        .unwrap_or(ItemKnn {
+            params: ItemKnnParams::default(),
+            graph: marquee_models::ItemItem::from_lists(vec![Vec::new(); history.n_items()]),
+        });
+        let gram = match &artifact.model {
+            Model::Als(als) => Some(fold::gram(als)),
+            _ => None,
+        };
+        Ok(Self {
+            artifact,
+            dir,
+            weights,
+            trained_until,
+            popular,
+            trending,
+            knn,
+            gram,
+        })
+    }
+
+    fn n_items(&self) -> usize {
+        self.artifact.history.n_items()
+    }
+}
+
+/// The active model and the catalog facts aligned with its items.
+struct State {
+    model: Arc<Loaded>,
+    meta: Vec<ItemMeta>,
+    categories: HashMap<String, u32>,
+    /// Hidden items, and out-of-stock items (model indices).
+    hidden: Vec<u32>,
+    out_of_stock: Vec<u32>,
+}
+
+impl State {
+    fn new(model: Arc<Loaded>, catalog: &[Item]) -> Self {
+        let n = model.n_items();
+        let mut meta = vec![
+            ItemMeta {
+                category: NO_CATEGORY,
+                price_minor: None,
+            };
+            n
+        ];
+        let mut categories: HashMap<String, u32> = HashMap::new();
+        let mut hidden = Vec::new();
+        let mut out_of_stock = Vec::new();
+        let items = &model.artifact.history.items;
+        for item in catalog {
+            let Some(i) = items.get(item.id.as_str()) else {
+                continue;
+            };
+            let next = categories.len() as u32;
+            let category = *categories.entry(item.category.clone()).or_insert(next);
+            meta[i as usize] = ItemMeta {
+                category,
+                price_minor: item.price.map(|p| p.minor),
+            };
+            if item.hidden {
+                hidden.push(i);
+            }
+            if !item.in_stock {
+                out_of_stock.push(i);
+            }
+        }
+        Self {
+            model,
+            meta,
+            categories,
+            hidden,
+            out_of_stock,
+        }
+    }
+}
+
+thread_local! {
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The serving engine.
+pub struct Engine {
+    state: ArcSwap<State>,
+    /// The catalog the item facts were last built from, kept for model swaps.
+    catalog: ArcSwap<Vec<Item>>,
+}
+
+impl Engine {
+    /// Loads the model `path` names, with the catalog's facts.
+    pub fn open(path: &Path, catalog: Vec<Item>) -> Result<Self> {
+        let model = Arc::new(Loaded::load(path)?);
+        let state = State::new(model, &catalog);
+        Ok(Self {
+            state: ArcSwap::from_pointee(state),
+            catalog: ArcSwap::from_pointee(catalog),
+        })
+    }
+
+    /// Loads the model `path` names and makes it the active one; on any error the current
+    /// model stays active. Returns the new version.
+    pub fn swap(&self, path: &Path) -> Result<String> {
+        let model = Arc::new(Loaded::load(path)?);
+        let version = model.artifact.manifest.version.clone();
+        let catalog = self.catalog.load_full();
+        self.state.store(Arc::new(State::new(model, &catalog)));
+        tracing::info!(%version, "model swapped in");
+        Ok(version)
+    }
+
+    /// Replaces the catalog facts (stock, visibility, categories, prices).
+    pub fn set_catalog(&self, catalog: Vec<Item>) {
+        let model = self.state.load().model.clone();
+        let state = State::new(model, &catalog);
+        self.catalog.store(Arc::new(catalog));
+        self.state.store(Arc::new(state));
+    }
+
+    /// The active model's version.
+    pub fn version(&self) -> String {
+        self.state.load().model.artifact.manifest.version.clone()
+    }
+
+    /// The active model's kind (`ease`, `als`, ...).
+    pub fn kind(&self) -> String {
+        self.state.load().model.artifact.manifest.kind.clone()
+    }
+
+    /// The active model's folder.
+    pub fn model_dir(&self) -> PathBuf {
+        self.state.load().model.dir.clone()
+    }
+
+    /// Whether the active model knows the item.
+    pub fn knows_item(&self, item: &str) -> bool {
+        self.state
+            .load()
+            .model
+            .artifact
+            .history
+            .items
+            .get(item)
+            .is_some()
+    }
+
+    /// Recommendations for a user (`None`: an anonymous visitor), with the events the store
+    /// holds for them (those newer than the training data count; older ones are already in
+    /// the model).
+    pub fn recommend(
+        &self,
+        user: Option<&str>,
+        recent: &[Event],
+        k: usize,
+        filters: &Filters,
+    ) -> Result<Answer> {
+        check_k(k)?;
+        let state = self.state.load();
+        let m = &state.model;
+        let history = &m.artifact.history;
+        let row = user.and_then(|u| history.users.get(u)).map(|u| u as usize);
+        let fresh: Vec<&Event> = recent
+            .iter()
+            .filter(|e| e.timestamp.timestamp_millis() > m.trained_until)
+            .collect();
+        let combined = combined_history(m, row, &fresh);
+        if combined.is_empty() {
+            let items = rank(&state, &m.trending, &[], k, filters, None)?;
+            return Ok(answer(m, Basis::ColdStart, items));
+        }
+        let (items, values): (Vec<u32>, Vec<f32>) = combined.iter().copied().unzip();
+        let now = Row {
+            items: &items,
+            values: &values,
+        };
+        let seen: &[u32] = if filters.include_seen { &[] } else { &items };
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(m.n_items(), 0.0);
+            match (&m.artifact.model, row) {
+                (Model::Als(als), Some(u)) if fresh.is_empty() => als.score(u, now, scores),
+                (Model::Als(als), _) => {
+                    let gram = m.gram.as_deref().unwrap_or(&[]);
+                    let x = fold::fold_in(als, gram, now);
+                    fold::score_vector(als, &x, scores);
+                }
+                (model, u) => model.score(u.unwrap_or(0), now, scores),
+            }
+            let items = rank(&state, scores, seen, k, filters, Some(now))?;
+            Ok(answer(m, Basis::Personal, items))
+        })
+    }
+
+    /// Recommendations for an anonymous session from the items it just viewed.
+    pub fn session(&self, recent_items: &[String], k: usize, filters: &Filters) -> Result<Answer> {
+        check_k(k)?;
+        let state = self.state.load();
+        let m = &state.model;
+        let known: Vec<u32> = {
+            let mut v: Vec<u32> = recent_items
+                .iter()
+                .filter_map(|i| m.artifact.history.items.get(i))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if known.is_empty() {
+            let items = rank(&state, &m.trending, &[], k, filters, None)?;
+            return Ok(answer(m, Basis::ColdStart, items));
+        }
+        let ones = vec![1.0; known.len()];
+        let now = Row {
+            items: &known,
+            values: &ones,
+        };
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(m.n_items(), 0.0);
+            m.knn.score(0, now, scores);
+            // Break ties (and fill empty neighbourhoods) by popularity, a little.
+            let top = m.popular.iter().copied().fold(1.0, f32::max);
+            for (s, p) in scores.iter_mut().zip(&m.popular) {
+                *s += 1e-3 * p / top;
+            }
+            let seen: &[u32] = if filters.include_seen { &[] } else { &known };
+            let items = rank(&state, scores, seen, k, filters, Some(now))?;
+            Ok(answer(m, Basis::Session, items))
+        })
+    }
+
+    /// The items most similar to `item`.
+    pub fn similar(&self, item: &str, k: usize, filters: &Filters) -> Result<Answer> {
+        check_k(k)?;
+        let state = self.state.load();
+        let m = &state.model;
+        let i = m
+            .artifact
+            .history
+            .items
+            .get(item)
+            .ok_or_else(|| Error::UnknownItem(item.to_owned()))?;
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(m.n_items(), 0.0);
+            scores.fill(f32::NAN);
+            for (j, s) in m.knn.neighbors_of(i as usize) {
+                scores[j] = s;
+            }
+            let items = rank(&state, scores, &[i], k, filters, None)?;
+            Ok(answer(m, Basis::Similar, items))
+        })
+    }
+
+    /// The home page: top picks, "because you watched" the user's latest item, and trending.
+    pub fn home(&self, user: Option<&str>, recent: &[Event], k: usize) -> Result<Vec<HomeRow>> {
+        check_k(k)?;
+        let filters = Filters::default();
+        let mut rows = Vec::new();
+        let picks = self.recommend(user, recent, k, &filters)?;
+        if picks.basis == Basis::Personal {
+            rows.push(HomeRow {
+                id: "top_picks",
+                title: "Top picks for you".into(),
+                items: picks.items,
+            });
+        }
+        if let Some(latest) = self.latest_item(user, recent) {
+            let mut exclude = self.seen_items(user, recent);
+            exclude.push(latest.clone());
+            let similar = self.similar(
+                &latest,
+                k,
+                &Filters {
+                    exclude,
+                    ..Filters::default()
+                },
+            )?;
+            if !similar.items.is_empty() {
+                rows.push(HomeRow {
+                    id: "because_you_watched",
+                    title: format!("Because you watched {latest}"),
+                    items: similar.items,
+                });
+            }
+        }
+        let state = self.state.load();
+        let m = &state.model;
+        rows.push(HomeRow {
+            id: "trending",
+            title: "Trending now".into(),
+            items: rank(&state, &m.trending, &[], k, &filters, None)?,
+        });
+        Ok(rows)
+    }
+
+    /// The user's most recent item: from events since training, else their training history.
+    fn latest_item(&self, user: Option<&str>, recent: &[Event]) -> Option<String> {
+        let state = self.state.load();
+        let m = &state.model;
+        let history = &m.artifact.history;
+        if let Some(e) = recent
+            .iter()
+            .filter(|e| {
+                e.item
+                    .as_ref()
+                    .is_some_and(|i| history.items.get(i.as_str()).is_some())
+            })
+            .max_by_key(|e| e.timestamp)
+        {
+            return e.item.as_ref().map(|i| i.as_str().to_owned());
+        }
+        let u = history.users.get(user?)? as usize;
+        let row = history.row(u);
+        let times = history.row_times(u);
+        let at = (0..row.len()).max_by_key(|&j| (times[j], row.items[j]))?;
+        Some(history.items.id(row.items[at] as usize).to_owned())
+    }
+
+    fn seen_items(&self, user: Option<&str>, recent: &[Event]) -> Vec<String> {
+        let state = self.state.load();
+        let history = &state.model.artifact.history;
+        let mut out: Vec<String> = recent
+            .iter()
+            .filter_map(|e| e.item.as_ref().map(|i| i.as_str().to_owned()))
+            .collect();
+        if let Some(u) = user.and_then(|u| history.users.get(u)) {
+            out.extend(
+                history
+                    .row(u as usize)
+                    .items
+                    .iter()
+                    .map(|&i| history.items.id(i as usize).to_owned()),
+            );
+        }
+        out
+    }
+}
+
+fn check_k(k: usize) -> Result<()> {
+    if k == 0 || k > MAX_K {
+        return Err(Error::BadK(k));
+    }
+    Ok(())
+}
+
+fn answer(m: &Loaded, basis: Basis, items: Vec<Recommendation>) -> Answer {
+    Answer {
+        model_version: m.artifact.manifest.version.clone(),
+        basis,
+        items,
+    }
+}
+
+/// The user's training row plus the weights of new events, summed per item, pairs at or
+/// below zero dropped, sorted by item.
+fn combined_history(m: &Loaded, row: Option<usize>, fresh: &[&Event]) -> Vec<(u32, f32)> {
+    let history = &m.artifact.history;
+    let mut out: Vec<(u32, f32)> = row
+        .map(|u| history.row(u).iter().map(|(i, w)| (i as u32, w)).collect())
+        .unwrap_or_default();
+    for e in fresh {
+        let Some(i) = e.item.as_ref().and_then(|i| history.items.get(i.as_str())) else {
+            continue;
+        };
+        out.push((i, m.weights.weight(e.kind, e.value)));
+    }
+    out.sort_unstable_by_key(|&(i, _)| i);
+    let mut merged: Vec<(u32, f32)> = Vec::with_capacity(out.len());
+    for (i, w) in out {
+        match merged.last_mut() {
+            Some(last) if last.0 == i => last.1 += w,
+            _ => merged.push((i, w)),
+        }
+    }
+    merged.retain(|&(_, w)| w > 0.0 && w.is_finite());
+    merged
+}
+
+/// Applies the filters to `scores` (a copy when the scores are shared), takes the top k and
+/// explains them from `history`.
+fn rank(
+    state: &State,
+    scores: &[f32],
+    seen: &[u32],
+    k: usize,
+    filters: &Filters,
+    history: Option<Row<'_>>,
+) -> Result<Vec<Recommendation>> {
+    let m = &state.model;
+    let items = &m.artifact.history.items;
+    let mut blocked: Vec<u32> = Vec::with_capacity(seen.len() + state.hidden.len());
+    blocked.extend_from_slice(seen);
+    blocked.extend_from_slice(&state.hidden);
+    if !filters.include_out_of_stock {
+        blocked.extend_from_slice(&state.out_of_stock);
+    }
+    blocked.extend(filters.exclude.iter().filter_map(|id| items.get(id)));
+    // An unknown category matches no item (NO_CATEGORY − 1 is never assigned).
+    let category = filters
+        .category
+        .as_ref()
+        .map(|c| state.categories.get(c).copied().unwrap_or(NO_CATEGORY - 1));
+    if category.is_some() || filters.min_price.is_some() || filters.max_price.is_some() {
+        for (i, meta) in state.meta.iter().enumerate() {
+            let wrong_category = category.is_some_and(|c| meta.category != c);
+            let price = meta.price_minor;
+            let too_cheap = matches!((filters.min_price, price), (Some(lo), Some(p)) if p < lo);
+            let too_dear = matches!((filters.max_price, price), (Some(hi), Some(p)) if p > hi);
+            if wrong_category || too_cheap || too_dear {
+                blocked.push(i as u32);
+            }
+        }
+    }
+    blocked.sort_unstable();
+    blocked.dedup();
+    let top = top_k(scores, k, &blocked);
+    Ok(top
+        .into_iter()
+        .map(|(i, score)| Recommendation {
+            item: items.id(i as usize).to_owned(),
+            score,
+            because: history.and_then(|h| explain(m, h, i)),
+        })
+        .collect())
+}
+
+/// The history item most similar to `item` (through the item-kNN neighbours), if any.
+fn explain(m: &Loaded, history: Row<'_>, item: u32) -> Option<String> {
+    history
+        .items
+        .iter()
+        .filter_map(|&h| {
+            m.knn
+                .neighbors_of(h as usize)
+                .find(|&(j, _)| j == item as usize)
+                .map(|(_, s)| (h, s))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(h, _)| m.artifact.history.items.id(h as usize).to_owned())
+}

@@ -1,0 +1,361 @@
+//! The engine over real artifacts written to a temporary folder: filters, exclusions, fold-in
+//! of new events, cold start, similar items, home rows, hot swap and refusal of a bad model.
+
+use chrono::{TimeZone, Utc};
+use marquee_domain::{
+    Actor, Currency, Event, EventId, EventKind, EventWeights, Item, ItemId, Money, Timestamp,
+    UserId,
+};
+use marquee_engine::{Basis, Engine, Error, Filters};
+use marquee_models::search::Candidate;
+use marquee_models::{AlsParams, Artifact, EaseParams, Interactions};
+use std::path::{Path, PathBuf};
+
+const DAY: i64 = 86_400_000;
+
+fn t0() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+/// Two taste groups: even users take items a0..a9, odd users b0..b9.
+fn data() -> Interactions {
+    let users: Vec<String> = (0..40).map(|u| format!("u{u}")).collect();
+    let items: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|g| (0..10).map(move |i| format!("{g}{i}")))
+        .collect();
+    let mut rows = Vec::new();
+    for (u, user) in users.iter().enumerate() {
+        let group = u % 2;
+        for k in 0..6 {
+            let i = group * 10 + (u / 2 + k * 3) % 10;
+            let at = t0().timestamp_millis() + (u + k) as i64 * DAY;
+            rows.push((user.as_str(), items[i].as_str(), 1.0, at));
+        }
+    }
+    Interactions::from_timed_triplets(rows)
+}
+
+fn catalog() -> Vec<Item> {
+    let mut items = Vec::new();
+    for g in ["a", "b"] {
+        for i in 0..10 {
+            let mut item = Item::new(
+                ItemId::new(format!("{g}{i}")).unwrap(),
+                format!("{g} {i}"),
+                g.to_uppercase(),
+                t0(),
+            );
+            item.price = Some(Money::new(
+                100 * i64::from(i + 1),
+                Currency::new("EUR").unwrap(),
+            ));
+            items.push(item);
+        }
+    }
+    items[1].hidden = true; // a1
+    items[2].in_stock = false; // a2
+    items
+}
+
+fn save(root: &Path, version: &str, candidate: Candidate) -> PathBuf {
+    let x = data();
+    let model = candidate.fit(&x).unwrap();
+    let mut artifact = Artifact::new(
+        "shop",
+        version,
+        model,
+        x,
+        "test",
+        serde_json::Value::Null,
+        serde_json::to_value(EventWeights::default()).unwrap(),
+    );
+    let dir = root.join("shop").join(version);
+    artifact.save(&dir).unwrap();
+    std::fs::write(root.join("shop/latest"), version).unwrap();
+    dir
+}
+
+fn als() -> Candidate {
+    Candidate::Als(AlsParams {
+        factors: 8,
+        iterations: 10,
+        regularization: 0.1,
+        ..AlsParams::default()
+    })
+}
+
+fn ease() -> Candidate {
+    Candidate::Ease(EaseParams {
+        lambda: 5.0,
+        ..EaseParams::default()
+    })
+}
+
+fn event(user: &str, item: &str, kind: EventKind, day: i64) -> Event {
+    Event {
+        id: EventId::new(format!("{user}-{item}-{day}")).unwrap(),
+        actor: Actor::User(UserId::new(user).unwrap()),
+        item: Some(ItemId::new(item).unwrap()),
+        kind,
+        value: None,
+        timestamp: t0() + chrono::TimeDelta::milliseconds(day * DAY),
+        context: None,
+    }
+}
+
+fn ids(answer: &marquee_engine::Answer) -> Vec<&str> {
+    answer.items.iter().map(|r| r.item.as_str()).collect()
+}
+
+#[test]
+fn recommendations_respect_history_filters_and_the_catalog() {
+    let root = tempfile::tempdir().unwrap();
+    for (version, candidate) in [("v-als", als()), ("v-ease", ease())] {
+        let dir = save(root.path(), version, candidate);
+        let engine = Engine::open(&dir, catalog()).unwrap();
+        assert_eq!(engine.version(), version);
+        let history = data();
+        for user in ["u0", "u1", "u6"] {
+            let u = history.users.get(user).unwrap() as usize;
+            let seen: Vec<&str> = history
+                .row(u)
+                .items
+                .iter()
+                .map(|&i| history.items.id(i as usize))
+                .collect();
+            let a = engine
+                .recommend(Some(user), &[], 5, &Filters::default())
+                .unwrap();
+            assert_eq!(a.basis, Basis::Personal);
+            assert_eq!(a.model_version, version);
+            assert_eq!(a.items.len(), 5);
+            for item in ids(&a) {
+                assert!(
+                    !seen.contains(&item),
+                    "{version}: {user} already has {item}"
+                );
+                assert!(
+                    item != "a1" && item != "a2",
+                    "{version}: hidden or out of stock"
+                );
+            }
+            // The user's own group comes first.
+            let group = if user == "u1" { 'b' } else { 'a' };
+            assert!(
+                ids(&a)[0].starts_with(group),
+                "{version} {user}: {:?}",
+                ids(&a)
+            );
+            assert!(a.items.windows(2).all(|w| w[0].score >= w[1].score));
+
+            // Filters: category, price range, exclusions, seen items on request.
+            let b_only = Filters {
+                category: Some("B".into()),
+                max_price: Some(500),
+                exclude: vec!["b0".into()],
+                ..Filters::default()
+            };
+            let a = engine.recommend(Some(user), &[], 10, &b_only).unwrap();
+            for item in ids(&a) {
+                let n: i64 = item[1..].parse().unwrap();
+                assert!(item.starts_with('b') && (n + 1) * 100 <= 500 && item != "b0");
+                assert!(!seen.contains(&item));
+            }
+            let all = Filters {
+                include_seen: true,
+                include_out_of_stock: true,
+                ..Filters::default()
+            };
+            let a = engine.recommend(Some(user), &[], 20, &all).unwrap();
+            assert_eq!(a.items.len(), 19, "everything but the hidden item");
+            assert!(!ids(&a).contains(&"a1"));
+        }
+        // An unknown category matches nothing.
+        let none = Filters {
+            category: Some("Z".into()),
+            ..Filters::default()
+        };
+        assert!(
+            engine
+                .recommend(Some("u0"), &[], 5, &none)
+                .unwrap()
+                .items
+                .is_empty()
+        );
+        assert!(matches!(
+            engine.recommend(Some("u0"), &[], 0, &Filters::default()),
+            Err(Error::BadK(0))
+        ));
+        assert!(
+            engine
+                .recommend(Some("u0"), &[], 1_000_000_000, &Filters::default())
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn new_events_change_the_next_answer_and_strangers_get_trending() {
+    let root = tempfile::tempdir().unwrap();
+    for (version, candidate) in [("v-als", als()), ("v-ease", ease())] {
+        let dir = save(root.path(), version, candidate);
+        let engine = Engine::open(&dir, catalog()).unwrap();
+        // A stranger: cold start.
+        let cold = engine
+            .recommend(Some("newcomer"), &[], 5, &Filters::default())
+            .unwrap();
+        assert_eq!(cold.basis, Basis::ColdStart);
+        assert_eq!(cold.items.len(), 5);
+        // The stranger buys two b items after training: the answer turns to group b.
+        let after = 100;
+        let events = vec![
+            event("newcomer", "b3", EventKind::Purchase, after),
+            event("newcomer", "b4", EventKind::AddToCart, after + 1),
+        ];
+        let warm = engine
+            .recommend(Some("newcomer"), &events, 5, &Filters::default())
+            .unwrap();
+        assert_eq!(warm.basis, Basis::Personal);
+        let top = ids(&warm);
+        assert!(
+            top.iter().take(3).all(|i| i.starts_with('b')),
+            "{version}: {top:?}"
+        );
+        assert!(!top.contains(&"b3") && !top.contains(&"b4"));
+        assert!(warm.items.iter().any(|r| r.because.is_some()));
+        // An a-user who now buys b items drifts towards b; events older than the training
+        // data are already in the model and change nothing.
+        let base = engine
+            .recommend(Some("u0"), &[], 5, &Filters::default())
+            .unwrap();
+        let old = vec![event("u0", "b5", EventKind::Purchase, -10)];
+        assert_eq!(
+            engine
+                .recommend(Some("u0"), &old, 5, &Filters::default())
+                .unwrap(),
+            base
+        );
+        let drift: Vec<Event> = (0..6)
+            .map(|k| event("u0", &format!("b{k}"), EventKind::Purchase, after + k))
+            .collect();
+        let moved = engine
+            .recommend(Some("u0"), &drift, 5, &Filters::default())
+            .unwrap();
+        assert_ne!(moved, base, "{version}");
+        assert!(
+            ids(&moved).iter().filter(|i| i.starts_with('b')).count() >= 2,
+            "{version}: {:?}",
+            ids(&moved)
+        );
+    }
+}
+
+#[test]
+fn similar_items_sessions_and_home_rows() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = save(root.path(), "v1", ease());
+    let engine = Engine::open(&dir, catalog()).unwrap();
+    let similar = engine.similar("b3", 5, &Filters::default()).unwrap();
+    assert_eq!(similar.basis, Basis::Similar);
+    assert!(!similar.items.is_empty());
+    assert!(
+        ids(&similar)
+            .iter()
+            .all(|i| i.starts_with('b') && *i != "b3")
+    );
+    assert!(matches!(
+        engine.similar("nope", 5, &Filters::default()),
+        Err(Error::UnknownItem(_))
+    ));
+
+    let session = engine
+        .session(
+            &["a3".into(), "a4".into(), "unknown".into()],
+            4,
+            &Filters::default(),
+        )
+        .unwrap();
+    assert_eq!(session.basis, Basis::Session);
+    assert!(
+        ids(&session)
+            .iter()
+            .all(|i| i.starts_with('a') && *i != "a3" && *i != "a4")
+    );
+    let empty = engine.session(&[], 4, &Filters::default()).unwrap();
+    assert_eq!(empty.basis, Basis::ColdStart);
+
+    let rows = engine.home(Some("u0"), &[], 4).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(names, ["top_picks", "because_you_watched", "trending"]);
+    assert!(rows[1].title.starts_with("Because you watched a"));
+    let stranger = engine.home(None, &[], 4).unwrap();
+    assert_eq!(
+        stranger.iter().map(|r| r.id).collect::<Vec<_>>(),
+        ["trending"]
+    );
+}
+
+#[test]
+fn hot_swap_keeps_serving_and_a_bad_model_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let v1 = save(root.path(), "v1", ease());
+    let v2 = save(root.path(), "v2", als());
+    let engine = std::sync::Arc::new(Engine::open(&root.path().join("shop"), catalog()).unwrap());
+    assert_eq!(engine.version(), "v2", "the model folder's latest version");
+    engine.swap(&v1).unwrap();
+    assert_eq!(engine.version(), "v1");
+
+    // Requests keep being answered, by one version or the other, while models swap.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let a = engine
+                        .recommend(Some("u3"), &[], 5, &Filters::default())
+                        .unwrap();
+                    assert!(a.model_version == "v1" || a.model_version == "v2");
+                    assert_eq!(a.items.len(), 5);
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    for n in 0..20 {
+        engine.swap(if n % 2 == 0 { &v2 } else { &v1 }).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+    assert_eq!(engine.version(), "v1");
+
+    // A damaged artifact is refused and the active one stays.
+    let tensors = v2.join("model.safetensors");
+    let mut bytes = std::fs::read(&tensors).unwrap();
+    bytes[64] ^= 0xff;
+    std::fs::write(&tensors, bytes).unwrap();
+    let err = engine.swap(&v2).unwrap_err().to_string();
+    assert!(err.contains("checksum"), "{err}");
+    assert_eq!(engine.version(), "v1");
+    assert!(engine.swap(&root.path().join("missing")).is_err());
+    assert_eq!(engine.version(), "v1");
+
+    // Catalog changes apply at once: a1 shown again, b-items all out of stock.
+    let mut items = catalog();
+    items[1].hidden = false;
+    for item in items.iter_mut().filter(|i| i.id.as_str().starts_with('b')) {
+        item.in_stock = false;
+    }
+    engine.set_catalog(items);
+    let a = engine
+        .recommend(Some("u1"), &[], 20, &Filters::default())
+        .unwrap();
+    assert!(ids(&a).iter().all(|i| i.starts_with('a')));
+    assert!(ids(&a).contains(&"a1"));
+}
