@@ -82,10 +82,3 @@ pub(crate) fn fold_in(als: &Als, gram: &[f64], history: Row<'_>) -> Vec<f32> {
     b.into_iter().map(|v| v as f32).collect()
 }
 
-/// `out[i] = x · yᵢ` for every item.
-pub(crate) fn score_vector(als: &Als, x: &[f32], out: &mut [f32]) {
-    let f = als.params.factors;
-    for (o, y) in out.iter_mut().zip(als.item_factors.chunks_exact(f)) {
-        *o = x.iter().zip(y).map(|(a, b)| a * b).sum();
-    }
-}

@@ -344,7 +344,7 @@ impl Engine {
                 (Model::Als(als), _) => {
                     let gram = m.gram.as_deref().unwrap_or(&[]);
                     let x = fold::fold_in(als, gram, now);
-                    fold::score_vector(als, &x, scores);
+                    als.scores_for(&x, scores);
                 }
                 (model, u) => model.score(u.unwrap_or(0), now, scores),
             }

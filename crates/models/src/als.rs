@@ -311,6 +311,20 @@ impl Als {
         })
     }
 
+    /// `out[i] = x · yᵢ` for every item: one matrix-vector product (SIMD chosen at run time).
+    pub fn scores_for(&self, x: &[f32], out: &mut [f32]) {
+        let f = self.params.factors;
+        let n = self.n_items.min(out.len());
+        matmul(
+            MatMut::from_column_major_slice_mut(&mut out[..n], n, 1),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&self.item_factors[..n * f], n, f),
+            MatRef::from_column_major_slice(&x[..f], f, 1),
+            1.0,
+            Par::Seq,
+        );
+    }
+
     /// The user's vector.
     pub fn user_vector(&self, user: usize) -> &[f32] {
         let f = self.params.factors;
@@ -328,10 +342,6 @@ impl Scorer for Als {
     }
 
     fn score(&self, user: usize, _history: Row<'_>, out: &mut [f32]) {
-        let f = self.params.factors;
-        let x = self.user_vector(user);
-        for (o, y) in out.iter_mut().zip(self.item_factors.chunks_exact(f)) {
-            *o = dot(x, y);
-        }
+        self.scores_for(self.user_vector(user), out);
     }
 }

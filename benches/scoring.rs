@@ -1,0 +1,90 @@
+//! In-process latency of one recommendation request: top 10 for one known user over 10,000
+//! items × 64 factors (ALS), through the engine with its default filters (seen, hidden and
+//! out-of-stock items left out). Also EASE over the same catalog, and a fold-in request (ALS
+//! with new events).
+//!
+//! ```sh
+//! cargo bench -p marquee-benches --bench scoring
+//! ```
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use marquee_domain::rng::SeededRng;
+use marquee_domain::{Actor, Event, EventId, EventKind, EventWeights, ItemId, UserId};
+use marquee_engine::{Engine, Filters};
+use marquee_models::{Als, AlsParams, Artifact, Interactions, Model};
+use std::hint::black_box;
+
+const ITEMS: usize = 10_000;
+const USERS: usize = 2_000;
+const FACTORS: usize = 64;
+
+fn history() -> Interactions {
+    let mut rng = SeededRng::new(3);
+    let users: Vec<String> = (0..USERS).map(|u| format!("u{u}")).collect();
+    let items: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
+    let mut rows = Vec::new();
+    for u in &users {
+        for _ in 0..40 {
+            rows.push((u.as_str(), items[rng.index(ITEMS)].as_str(), 1.0, 1_700_000_000_000));
+        }
+    }
+    // Every item appears at least once, so the catalog is exactly ITEMS wide.
+    for (n, i) in items.iter().enumerate() {
+        rows.push((users[n % USERS].as_str(), i.as_str(), 1.0, 1_700_000_000_000));
+    }
+    Interactions::from_timed_triplets(rows)
+}
+
+fn als_engine(dir: &std::path::Path) -> Engine {
+    let history = history();
+    let mut rng = SeededRng::new(5);
+    let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32 * 0.1).collect() };
+    let model = Model::Als(Als {
+        params: AlsParams {
+            factors: FACTORS,
+            ..AlsParams::default()
+        },
+        n_users: history.n_users(),
+        n_items: history.n_items(),
+        user_factors: random(history.n_users() * FACTORS),
+        item_factors: random(history.n_items() * FACTORS),
+    });
+    let mut artifact = Artifact::new(
+        "bench",
+        "v1",
+        model,
+        history,
+        "bench",
+        serde_json::Value::Null,
+        serde_json::to_value(EventWeights::default()).unwrap(),
+    );
+    let path = dir.join("als");
+    artifact.save(&path).unwrap();
+    Engine::open(&path, Vec::new()).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = als_engine(dir.path());
+    let filters = Filters::default();
+    c.bench_function("als top-10, 10k items x 64 factors", |b| {
+        b.iter(|| black_box(engine.recommend(Some("u17"), &[], 10, &filters).unwrap()));
+    });
+    let events: Vec<Event> = (0..5)
+        .map(|k| Event {
+            id: EventId::new(format!("e{k}")).unwrap(),
+            actor: Actor::User(UserId::new("u17").unwrap()),
+            item: Some(ItemId::new(format!("i{}", k * 7)).unwrap()),
+            kind: EventKind::AddToCart,
+            value: None,
+            timestamp: chrono::DateTime::from_timestamp_millis(1_800_000_000_000).unwrap(),
+            context: None,
+        })
+        .collect();
+    c.bench_function("als top-10 with fold-in of 5 new events", |b| {
+        b.iter(|| black_box(engine.recommend(Some("u17"), &events, 10, &filters).unwrap()));
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
