@@ -25,12 +25,22 @@ fn history() -> Interactions {
     let mut rows = Vec::new();
     for u in &users {
         for _ in 0..40 {
-            rows.push((u.as_str(), items[rng.index(ITEMS)].as_str(), 1.0, 1_700_000_000_000));
+            rows.push((
+                u.as_str(),
+                items[rng.index(ITEMS)].as_str(),
+                1.0,
+                1_700_000_000_000,
+            ));
         }
     }
     // Every item appears at least once, so the catalog is exactly ITEMS wide.
     for (n, i) in items.iter().enumerate() {
-        rows.push((users[n % USERS].as_str(), i.as_str(), 1.0, 1_700_000_000_000));
+        rows.push((
+            users[n % USERS].as_str(),
+            i.as_str(),
+            1.0,
+            1_700_000_000_000,
+        ));
     }
     Interactions::from_timed_triplets(rows)
 }
@@ -82,7 +92,13 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     c.bench_function("als top-10 with fold-in of 5 new events", |b| {
-        b.iter(|| black_box(engine.recommend(Some("u17"), &events, 10, &filters).unwrap()));
+        b.iter(|| {
+            black_box(
+                engine
+                    .recommend(Some("u17"), &events, 10, &filters)
+                    .unwrap(),
+            )
+        });
     });
 }
 

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod recommend;
 pub mod report;
+pub mod segments;
 pub mod train;
 
 use anyhow::{Context, Result};

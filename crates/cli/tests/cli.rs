@@ -90,6 +90,196 @@ fn online_retail_import_loads_every_invoice() {
     env.ok(&["import", "online-retail", file.to_str().unwrap()]);
     assert_eq!(env.stat("orders"), 25_900);
     assert_eq!(env.stat("order_lines"), 541_909);
+    online_retail_segments(&env, &file);
+}
+
+fn segments(env: &Env, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_segments"))
+        .args(args)
+        .env("DATABASE_URL", &env.url)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+/// RFM of every Online Retail customer against a plain computation over the file's rows,
+/// segment sizes against the customer count, the export round trip and the consent filter.
+fn online_retail_segments(env: &Env, file: &Path) {
+    use std::collections::{HashMap, HashSet};
+    // Before any run: a clear error.
+    let out = segments(env, &["list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("segments compute"));
+
+    let out = segments(env, &["compute", "--k", "4"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("4 clusters"), "{text}");
+
+    // The independent computation: per customer, valid (not cancelled/refunded) orders,
+    // net amount with reversals subtracted, days since the latest valid order.
+    let bundle = marquee_datasets::online_retail::read(file).unwrap();
+    let newest = bundle
+        .orders
+        .iter()
+        .map(|o| o.created_at.timestamp_millis())
+        .max()
+        .unwrap();
+    let day = 86_400_000i64;
+    let reference = (newest.div_euclid(day) + 1) * day;
+    let mut valid: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut money: HashMap<String, i64> = HashMap::new();
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for o in &bundle.orders {
+        let Some(u) = &o.user else { continue };
+        let sign = if o.status.is_reversal() { -1 } else { 1 };
+        let total: i64 = o
+            .lines
+            .iter()
+            .map(|l| i64::from(l.quantity) * l.unit_price.minor)
+            .sum();
+        *money.entry(u.as_str().into()).or_default() += sign * total;
+        if sign > 0 {
+            valid
+                .entry(u.as_str().into())
+                .or_default()
+                .insert(o.id.as_str().into());
+            let t = last.entry(u.as_str().into()).or_insert(i64::MIN);
+            *t = (*t).max(o.created_at.timestamp_millis());
+        }
+    }
+
+    let csv_path = env._dir.path().join("all.csv");
+    let out = segments(
+        env,
+        &[
+            "export",
+            "--all",
+            "--format",
+            "csv",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Online Retail records no consent: everyone is left out by default.
+    assert!(
+        text.contains("wrote 0 customers") && text.contains("left out 4"),
+        "{text}"
+    );
+    let out = segments(
+        env,
+        &[
+            "export",
+            "--all",
+            "--format",
+            "csv",
+            "--include-non-consenting",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, marquee_cli::segments::EXPORT_COLUMNS);
+    let mut rows = 0;
+    let mut by_segment: HashMap<String, usize> = HashMap::new();
+    for record in reader.records() {
+        let r = record.unwrap();
+        let user = &r[0];
+        rows += 1;
+        *by_segment.entry(r[2].to_owned()).or_default() += 1;
+        let frequency: usize = r[4].parse().unwrap();
+        let monetary: i64 = r[6].parse().unwrap();
+        let recency: i64 = r[3].parse().unwrap();
+        assert_eq!(frequency, valid[user].len(), "{user}");
+        assert_eq!(monetary, money[user], "{user}");
+        assert_eq!(recency, (reference - last[user]).div_euclid(day), "{user}");
+        for score in [&r[7], &r[8], &r[9]] {
+            assert!(matches!(score, "1" | "2" | "3" | "4" | "5"));
+        }
+    }
+    assert_eq!(rows, valid.len(), "every customer with a valid order, once");
+    assert_eq!(by_segment.values().sum::<usize>(), rows);
+
+    // Parquet holds the same rows.
+    let pq = env._dir.path().join("all.parquet");
+    let out = segments(
+        env,
+        &[
+            "export",
+            "--all",
+            "--format",
+            "parquet",
+            "--include-non-consenting",
+            "--out",
+            pq.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    use polars::prelude::SerReader;
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&pq).unwrap())
+        .finish()
+        .unwrap();
+    assert_eq!(df.height(), rows);
+    let total: i64 = df
+        .column("monetary_minor")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .sum();
+    assert_eq!(total, valid.keys().map(|u| money[u]).sum::<i64>());
+
+    // One segment, and what is refused.
+    let champions = env._dir.path().join("champions.csv");
+    let out = segments(
+        env,
+        &[
+            "export",
+            "--segment",
+            "champions",
+            "--include-non-consenting",
+            "--out",
+            champions.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    let n = csv::Reader::from_path(&champions)
+        .unwrap()
+        .records()
+        .count();
+    assert_eq!(n, by_segment["champions"]);
+    let out = segments(env, &["export", "--segment", "vip", "--out", "x.csv"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown segment \"vip\""));
+    let out = segments(
+        env,
+        &["export", "--all", "--format", "xlsx", "--out", "x.csv"],
+    );
+    assert!(!out.status.success());
+    let out = segments(env, &["compute", "--reference", "2011-13-01"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
+    let out = segments(env, &["list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("champions") && text.contains("lost"),
+        "{text}"
+    );
 }
 
 #[test]

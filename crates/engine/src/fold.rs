@@ -81,4 +81,3 @@ pub(crate) fn fold_in(als: &Als, gram: &[f64], history: Row<'_>) -> Vec<f32> {
     }
     b.into_iter().map(|v| v as f32).collect()
 }
-

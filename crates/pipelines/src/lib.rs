@@ -13,8 +13,10 @@
 //!
 //! Threading: Polars runs the plan on its own thread pool; the functions block until done.
 
+mod rfm;
 mod stats;
 
+pub use rfm::{Rfm, default_reference, quintiles, rfm};
 pub use stats::{co_purchase, item_stats};
 
 pub use marquee_domain::EventWeights;

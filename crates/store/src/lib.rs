@@ -14,6 +14,7 @@
 //! between tasks; all methods are async (tokio).
 
 mod keys;
+mod segments;
 mod sqlite;
 
 use marquee_domain::{
@@ -21,6 +22,7 @@ use marquee_domain::{
 };
 
 pub use keys::{ApiKeyRole, NewApiKey};
+pub use segments::{SegmentMember, SegmentRun};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marquee.db";
@@ -239,6 +241,51 @@ impl Store {
     pub async fn for_each_order(&self, mut each: impl FnMut(Order) -> Result<()>) -> Result<()> {
         match &self.backend {
             Backend::Sqlite(s) => s.for_each_order(&mut each).await,
+        }
+    }
+
+    /// Every user (for exports that join consent and email).
+    pub async fn all_users(&self) -> Result<Vec<User>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.all_users().await,
+        }
+    }
+
+    /// Every catalog item.
+    pub async fn all_items(&self) -> Result<Vec<Item>> {
+        let mut out: Vec<Item> = Vec::new();
+        loop {
+            let page = self.items(out.last().map(|i| &i.id), 10_000).await?;
+            let done = page.len() < 10_000;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Stores a segmentation run and its members in one transaction.
+    pub async fn save_segments(&self, run: &SegmentRun, members: &[SegmentMember]) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.save_segments(run, members).await,
+        }
+    }
+
+    /// The newest segmentation run, if any.
+    pub async fn latest_segment_run(&self) -> Result<Option<SegmentRun>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.latest_segment_run().await,
+        }
+    }
+
+    /// Members of a run, by user id; only those of `segment` if given.
+    pub async fn segment_members(
+        &self,
+        version: &str,
+        segment: Option<&str>,
+    ) -> Result<Vec<SegmentMember>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.segment_members(version, segment).await,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The SQLite backend: one file in WAL mode with `synchronous = FULL`, foreign keys on,
 //! migrations from `migrations/sqlite` applied on open.
 
-use crate::{ApiKeyRole, Counts, Error, EventsInserted, NewApiKey, Result};
+use crate::{
+    ApiKeyRole, Counts, Error, EventsInserted, NewApiKey, Result, SegmentMember, SegmentRun,
+};
 use chrono::{DateTime, Utc};
 use marquee_domain::{
     Actor, Currency, Event, EventId, EventKind, Item, ItemId, Money, Order, OrderId, OrderLine,
@@ -424,6 +426,127 @@ impl SqliteStore {
             }
             after = last_id;
         }
+    }
+
+    pub(crate) async fn all_users(&self) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, country, marketing_consent, email FROM users ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(User {
+                    id: UserId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
+                    created_at: from_ms(r.try_get(1)?)?,
+                    country: r.try_get(2)?,
+                    marketing_consent: r.try_get::<i64, _>(3)? != 0,
+                    email: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn save_segments(
+        &self,
+        run: &SegmentRun,
+        members: &[SegmentMember],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO segment_runs (version, computed_at, reference, k, silhouette, clusters) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&run.version)
+        .bind(ms(run.computed_at))
+        .bind(ms(run.reference))
+        .bind(i64::from(run.k))
+        .bind(run.silhouette)
+        .bind(serde_json::to_string(&run.clusters).map_err(|e| Error::Corrupt(e.to_string()))?)
+        .execute(&mut *tx)
+        .await?;
+        for m in members {
+            sqlx::query(
+                "INSERT INTO segment_members (version, user_id, segment, cluster, recency_days, \
+                 frequency, monetary_minor, tenure_days, avg_basket_minor, favourite_category, \
+                 r_score, f_score, m_score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&run.version)
+            .bind(&m.user_id)
+            .bind(&m.segment)
+            .bind(i64::from(m.cluster))
+            .bind(m.recency_days)
+            .bind(i64::from(m.frequency))
+            .bind(m.monetary_minor)
+            .bind(m.tenure_days)
+            .bind(m.avg_basket_minor)
+            .bind(&m.favourite_category)
+            .bind(i64::from(m.r_score))
+            .bind(i64::from(m.f_score))
+            .bind(i64::from(m.m_score))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn latest_segment_run(&self) -> Result<Option<SegmentRun>> {
+        let row = sqlx::query(
+            "SELECT version, computed_at, reference, k, silhouette, clusters FROM segment_runs \
+             ORDER BY computed_at DESC, version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(SegmentRun {
+            version: r.try_get(0)?,
+            computed_at: from_ms(r.try_get(1)?)?,
+            reference: from_ms(r.try_get(2)?)?,
+            k: u32::try_from(r.try_get::<i64, _>(3)?).map_err(|e| Error::Corrupt(e.to_string()))?,
+            silhouette: r.try_get(4)?,
+            clusters: serde_json::from_str(&r.try_get::<String, _>(5)?)
+                .map_err(|e| Error::Corrupt(e.to_string()))?,
+        }))
+    }
+
+    pub(crate) async fn segment_members(
+        &self,
+        version: &str,
+        segment: Option<&str>,
+    ) -> Result<Vec<SegmentMember>> {
+        let rows = sqlx::query(
+            "SELECT user_id, segment, cluster, recency_days, frequency, monetary_minor, tenure_days, \
+             avg_basket_minor, favourite_category, r_score, f_score, m_score FROM segment_members \
+             WHERE version = ? AND (? IS NULL OR segment = ?) ORDER BY user_id",
+        )
+        .bind(version)
+        .bind(segment)
+        .bind(segment)
+        .fetch_all(&self.pool)
+        .await?;
+        let small =
+            |v: i64| -> Result<u8> { u8::try_from(v).map_err(|e| Error::Corrupt(e.to_string())) };
+        rows.iter()
+            .map(|r| {
+                Ok(SegmentMember {
+                    user_id: r.try_get(0)?,
+                    segment: r.try_get(1)?,
+                    cluster: u32::try_from(r.try_get::<i64, _>(2)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    recency_days: r.try_get(3)?,
+                    frequency: u32::try_from(r.try_get::<i64, _>(4)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    monetary_minor: r.try_get(5)?,
+                    tenure_days: r.try_get(6)?,
+                    avg_basket_minor: r.try_get(7)?,
+                    favourite_category: r.try_get(8)?,
+                    r_score: small(r.try_get(9)?)?,
+                    f_score: small(r.try_get(10)?)?,
+                    m_score: small(r.try_get(11)?)?,
+                })
+            })
+            .collect()
     }
 
     pub(crate) async fn insert_api_key(&self, key: &NewApiKey, label: &str) -> Result<()> {
