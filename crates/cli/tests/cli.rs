@@ -110,6 +110,13 @@ fn online_retail_segments(env: &Env, file: &Path) {
     let out = segments(env, &["list"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("segments compute"));
 
+    let export_all = |selection: &[&str], format: &str, out: &Path| -> Output {
+        let mut args = vec!["export"];
+        args.extend_from_slice(selection);
+        args.extend_from_slice(&["--format", format, "--include-non-consenting", "--out"]);
+        args.push(out.to_str().unwrap());
+        segments(env, &args)
+    };
     let out = segments(env, &["compute", "--k", "4"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -175,18 +182,7 @@ fn online_retail_segments(env: &Env, file: &Path) {
         text.contains("wrote 0 customers") && text.contains("left out 4"),
         "{text}"
     );
-    let out = segments(
-        env,
-        &[
-            "export",
-            "--all",
-            "--format",
-            "csv",
-            "--include-non-consenting",
-            "--out",
-            csv_path.to_str().unwrap(),
-        ],
-    );
+    let out = export_all(&["--all"], "csv", &csv_path);
     assert!(out.status.success());
     let mut reader = csv::Reader::from_path(&csv_path).unwrap();
     let header: Vec<String> = reader
@@ -218,18 +214,7 @@ fn online_retail_segments(env: &Env, file: &Path) {
 
     // Parquet holds the same rows.
     let pq = env._dir.path().join("all.parquet");
-    let out = segments(
-        env,
-        &[
-            "export",
-            "--all",
-            "--format",
-            "parquet",
-            "--include-non-consenting",
-            "--out",
-            pq.to_str().unwrap(),
-        ],
-    );
+    let out = export_all(&["--all"], "parquet", &pq);
     assert!(out.status.success());
     use polars::prelude::SerReader;
     let df = polars::prelude::ParquetReader::new(std::fs::File::open(&pq).unwrap())
@@ -248,17 +233,7 @@ fn online_retail_segments(env: &Env, file: &Path) {
 
     // One segment, and what is refused.
     let champions = env._dir.path().join("champions.csv");
-    let out = segments(
-        env,
-        &[
-            "export",
-            "--segment",
-            "champions",
-            "--include-non-consenting",
-            "--out",
-            champions.to_str().unwrap(),
-        ],
-    );
+    let out = export_all(&["--segment", "champions"], "csv", &champions);
     assert!(out.status.success());
     let n = csv::Reader::from_path(&champions)
         .unwrap()
