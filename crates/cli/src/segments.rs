@@ -9,12 +9,23 @@ use polars::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Seconds spent in each step of [`compute`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    pub read: f64,
+    pub rfm: f64,
+    pub cluster: f64,
+    pub save: f64,
+}
+
 /// Computes a new segmentation run from the store and saves it.
 pub async fn compute(
     store: &Store,
     reference: Option<marquee_domain::Timestamp>,
     k: Option<usize>,
-) -> Result<(SegmentRun, Vec<SegmentMember>)> {
+) -> Result<(SegmentRun, Vec<SegmentMember>, Timings)> {
+    let mut timings = Timings::default();
+    let clock = std::time::Instant::now();
     let mut orders = Vec::new();
     store
         .for_each_order(|o| {
@@ -29,7 +40,10 @@ pub async fn compute(
         .context(
             "the store holds no orders; import some first, e.g. `data import online-retail FILE`",
         )?;
+    timings.read = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let rows = marquee_pipelines::rfm(&orders, &items, Some(reference))?;
+    timings.rfm = clock.elapsed().as_secs_f64();
     if rows.len() < 2 {
         bail!(
             "segments need at least two customers with an order that is not cancelled or refunded; the store has {}",
@@ -46,6 +60,7 @@ pub async fn compute(
             avg_basket: r.avg_basket,
         })
         .collect();
+    let clock = std::time::Instant::now();
     let clusters = cluster(&features, k)?;
     let run = SegmentRun {
         version: crate::train::new_version(),
@@ -73,8 +88,11 @@ pub async fn compute(
             m_score: r.m_score,
         })
         .collect();
+    timings.cluster = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     store.save_segments(&run, &members).await?;
-    Ok((run, members))
+    timings.save = clock.elapsed().as_secs_f64();
+    Ok((run, members, timings))
 }
 
 /// One line of `segments list`.

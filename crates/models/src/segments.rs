@@ -14,7 +14,7 @@
 //! | `hibernating` | r 2–3, f ≤ 2 | few orders, some time ago |
 //! | `lost` | r = 1, f ≤ 2 | few orders, long ago |
 //!
-//! Clusters: k-means (linfa, k-means++ initialisation, seeded) over five standardised features
+//! Clusters: k-means (linfa, k-means++ initialisation, seeded, best of three starts) over five standardised features
 //! (recency days, ln(1 + frequency), ln(1 + monetary), tenure days, ln(1 + average basket)),
 //! with k given or chosen between 2 and 8 by the best silhouette on a sample of at most 2,000
 //! customers. Each cluster is described in words from its centroid (a feature more than half a
@@ -192,6 +192,7 @@ fn silhouette(x: &Array2<f64>, labels: &[usize], k: usize, sample: usize) -> f64
 fn fit_k(x: &Array2<f64>, k: usize) -> Result<(Vec<usize>, Vec<[f64; 5]>)> {
     let data = DatasetBase::from(x.clone());
     let model = KMeans::params(k)
+        .n_runs(3)
         .max_n_iterations(300)
         .tolerance(1e-6)
         .fit(&data)

@@ -97,7 +97,7 @@ async fn run(cli: Cli) -> Result<()> {
             let reference = reference
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map(|d| Utc.from_utc_datetime(&d));
-            let (run, members) = compute(&store, reference, k).await?;
+            let (run, members, t) = compute(&store, reference, k).await?;
             println!(
                 "run {}: {} customers, reference {}, {} clusters (silhouette {:.3})",
                 run.version,
@@ -111,6 +111,10 @@ async fn run(cli: Cli) -> Result<()> {
                 let n = members.iter().filter(|m| m.cluster as usize == c).count();
                 println!("cluster {c}: {n} customers: {description}");
             }
+            eprintln!(
+                "read the store in {:.2}s, RFM and segments in {:.3}s, clustering in {:.3}s, saved in {:.2}s",
+                t.read, t.rfm, t.cluster, t.save
+            );
         }
         Command::List { json } => {
             let run = store
