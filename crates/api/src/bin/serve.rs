@@ -1,0 +1,112 @@
+//! `serve`: the storefront API (and, later, the admin API) over the active model.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use marquee_api::{AppState, storefront_router};
+use marquee_engine::Engine;
+use marquee_store::{ApiKeyRole, Store};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Serve recommendations over HTTP.
+///
+/// The storefront API listens on --storefront-addr; every route but /healthz and /readyz needs
+/// `Authorization: Bearer <storefront key>`. On the first start with no keys, one storefront
+/// and one admin key are created and printed once.
+#[derive(Debug, Parser)]
+#[command(name = "serve", version, about, long_about)]
+struct Cli {
+    /// Where the store lives: `sqlite://PATH` (created if missing).
+    #[arg(long, env = "DATABASE_URL", default_value = marquee_store::DEFAULT_DATABASE_URL)]
+    database_url: String,
+    /// Storefront API address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    storefront_addr: SocketAddr,
+    /// Admin API address (the admin routes arrive with a later release; nothing listens yet).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    admin_addr: SocketAddr,
+    /// The model to serve: a model folder (its `latest` version) or a version folder.
+    #[arg(long, default_value = "models/default")]
+    model: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("serve: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serve: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let store = Store::open(&cli.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", cli.database_url))?;
+    for role in [ApiKeyRole::Storefront, ApiKeyRole::Admin] {
+        if store.count_api_keys(role).await? == 0 {
+            let key = store.create_api_key(role, "created on first start").await?;
+            println!("{} key: {}", role.as_str(), key.key);
+        }
+    }
+    let catalog = store.all_items().await.context("reading the catalog")?;
+    let engine = Engine::open(&cli.model, catalog).with_context(|| {
+        format!(
+            "loading the model {} (train one with `cargo run --release --bin train`)",
+            cli.model.display()
+        )
+    })?;
+    tracing::info!(version = %engine.version(), kind = %engine.kind(), "model loaded");
+    let state = AppState {
+        engine: Arc::new(engine),
+        store,
+    };
+    let listener = tokio::net::TcpListener::bind(cli.storefront_addr)
+        .await
+        .with_context(|| format!("listening on {}", cli.storefront_addr))?;
+    tracing::info!(addr = %cli.storefront_addr, "storefront API listening");
+    axum::serve(listener, storefront_router(state))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM: requests in flight finish, new ones are refused.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,415 @@
+//! The HTTP API over the engine and the store (axum). The engine knows no HTTP; this crate
+//! only translates requests and answers.
+//!
+//! Storefront router (`Authorization: Bearer <storefront key>`):
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | liveness, no key needed |
+//! | `GET /readyz` | a model is loaded and the store answers, no key needed |
+//! | `GET /v1/recommendations?user_id&k&category&exclude&min_price&max_price&include_seen&include_out_of_stock` | personal top-k (cold start for unknown users) |
+//! | `GET /v1/home?user_id&k` | Netflix-style rows |
+//! | `GET /v1/items/{id}/similar?k` | similar items |
+//! | `POST /v1/recommendations/session` `{items, k}` | for an anonymous session |
+//! | `POST /v1/events` `{events: [...]}` | behaviour events, durable before `202` |
+//!
+//! Every error is `{"error": {"code", "message"}}` with a 4xx status naming what is wrong;
+//! every recommendation answer carries `model_version`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId};
+use marquee_engine::{Engine, Filters};
+use marquee_store::{ApiKeyRole, Store};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// The most events one `POST /v1/events` may carry.
+pub const MAX_EVENTS_PER_BATCH: usize = 1_000;
+/// Events of a user read to fold into their recommendations.
+const RECENT_EVENTS: u32 = 200;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub store: Store,
+}
+
+/// An error answer: a status, a stable code and a message naming the problem.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {e}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not answer; the error is logged",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("invalid_query", r.body_text())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = match r {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Self::new(status, "invalid_body", r.body_text())
+    }
+}
+
+impl From<marquee_engine::Error> for ApiError {
+    fn from(e: marquee_engine::Error) -> Self {
+        match e {
+            marquee_engine::Error::BadK(_) => Self::bad_request("invalid_k", e.to_string()),
+            marquee_engine::Error::UnknownItem(_) => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_item", e.to_string())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// Checks the bearer key against the store for `role`.
+async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: ApiKeyRole,
+) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_key",
+            "send the API key as `Authorization: Bearer <key>`",
+        ));
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_key",
+                "the Authorization header must be `Bearer <key>`",
+            )
+        })?;
+    match state.store.verify_api_key(key.trim()).await {
+        Ok(Some(r)) if r == role => Ok(()),
+        Ok(Some(r)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "wrong_key",
+            format!("a {} key cannot call {} routes", r.as_str(), role.as_str()),
+        )),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_key",
+            "the API key is unknown or revoked",
+        )),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// The storefront router.
+pub fn storefront_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/recommendations", get(recommendations))
+        .route("/v1/recommendations/session", post(session))
+        .route("/v1/home", get(home))
+        .route("/v1/items/{id}/similar", get(similar))
+        .route("/v1/events", post(events))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.counts().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    })?;
+    Ok(Json(serde_json::json!({
+        "status": "ready",
+        "model_version": state.engine.version(),
+        "model_kind": state.engine.kind(),
+    })))
+}
+
+fn default_k() -> usize {
+    10
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecommendationQuery {
+    user_id: Option<String>,
+    #[serde(default = "default_k")]
+    k: usize,
+    category: Option<String>,
+    /// Comma-separated item ids.
+    exclude: Option<String>,
+    min_price: Option<i64>,
+    max_price: Option<i64>,
+    #[serde(default)]
+    include_seen: bool,
+    #[serde(default)]
+    include_out_of_stock: bool,
+}
+
+async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event>, ApiError> {
+    let Some(user) = user else {
+        return Ok(Vec::new());
+    };
+    let id =
+        UserId::new(user).map_err(|e| ApiError::bad_request("invalid_user_id", e.to_string()))?;
+    state
+        .store
+        .events_of_user(&id, RECENT_EVENTS)
+        .await
+        .map_err(ApiError::internal)
+}
+
+async fn recommendations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<RecommendationQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Storefront).await?;
+    let Query(q) = query?;
+    if let (Some(lo), Some(hi)) = (q.min_price, q.max_price)
+        && lo > hi
+    {
+        return Err(ApiError::bad_request(
+            "invalid_price_range",
+            format!("min_price {lo} is above max_price {hi}"),
+        ));
+    }
+    let recent = recent_events(&state, q.user_id.as_deref()).await?;
+    let filters = Filters {
+        category: q.category,
+        min_price: q.min_price,
+        max_price: q.max_price,
+        exclude: q
+            .exclude
+            .map(|e| {
+                e.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        include_seen: q.include_seen,
+        include_out_of_stock: q.include_out_of_stock,
+    };
+    let answer = state
+        .engine
+        .recommend(q.user_id.as_deref(), &recent, q.k, &filters)?;
+    Ok(Json(answer).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HomeQuery {
+    user_id: Option<String>,
+    #[serde(default = "default_k")]
+    k: usize,
+}
+
+async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<HomeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Storefront).await?;
+    let Query(q) = query?;
+    let recent = recent_events(&state, q.user_id.as_deref()).await?;
+    let rows = state.engine.home(q.user_id.as_deref(), &recent, q.k)?;
+    Ok(
+        Json(serde_json::json!({"model_version": state.engine.version(), "rows": rows}))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KQuery {
+    #[serde(default = "default_k")]
+    k: usize,
+}
+
+async fn similar(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<KQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Storefront).await?;
+    let Query(q) = query?;
+    let answer = state.engine.similar(&id, q.k, &Filters::default())?;
+    Ok(Json(answer).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionBody {
+    items: Vec<String>,
+    #[serde(default = "default_k")]
+    k: usize,
+}
+
+async fn session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SessionBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Storefront).await?;
+    let Json(b) = body?;
+    let answer = state.engine.session(&b.items, b.k, &Filters::default())?;
+    Ok(Json(answer).into_response())
+}
+
+/// One event as a storefront sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    event_id: String,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    item_id: Option<String>,
+    kind: String,
+    value: Option<f32>,
+    /// RFC 3339; the server's clock when absent.
+    timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    context: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsBody {
+    events: Vec<EventIn>,
+}
+
+fn to_event(n: usize, e: EventIn, now: chrono::DateTime<chrono::Utc>) -> Result<Event, ApiError> {
+    let bad = |field: &str, message: String| {
+        ApiError::bad_request("invalid_event", format!("events[{n}].{field}: {message}"))
+    };
+    let actor = match (e.user_id, e.session_id) {
+        (Some(u), None) => Actor::User(UserId::new(u).map_err(|x| bad("user_id", x.to_string()))?),
+        (None, Some(s)) => {
+            Actor::Session(SessionId::new(s).map_err(|x| bad("session_id", x.to_string()))?)
+        }
+        _ => {
+            return Err(bad(
+                "user_id",
+                "give exactly one of user_id and session_id".into(),
+            ));
+        }
+    };
+    let event = Event {
+        id: EventId::new(e.event_id).map_err(|x| bad("event_id", x.to_string()))?,
+        actor,
+        item: e
+            .item_id
+            .map(ItemId::new)
+            .transpose()
+            .map_err(|x| bad("item_id", x.to_string()))?,
+        kind: EventKind::parse(&e.kind).map_err(|x| bad("kind", x.to_string()))?,
+        value: e.value,
+        timestamp: e.timestamp.unwrap_or(now),
+        context: e.context,
+    };
+    event
+        .validate(now)
+        .map_err(|x| bad(x.field(), x.to_string()))?;
+    Ok(event)
+}
+
+async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<EventsBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Storefront).await?;
+    let Json(b) = body?;
+    if b.events.is_empty() || b.events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(ApiError::bad_request(
+            "invalid_batch",
+            format!(
+                "send between 1 and {MAX_EVENTS_PER_BATCH} events per request, not {}",
+                b.events.len()
+            ),
+        ));
+    }
+    let now = chrono::Utc::now();
+    let events = b
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(n, e)| to_event(n, e, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stored = state
+        .store
+        .insert_events(&events)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "accepted": stored.inserted,
+            "duplicates": stored.duplicates,
+        })),
+    )
+        .into_response())
+}

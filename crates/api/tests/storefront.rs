@@ -1,0 +1,415 @@
+//! The storefront router through `oneshot`: every route, its errors, auth, and events that
+//! change the next answer.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use marquee_api::{AppState, storefront_router};
+use marquee_domain::{EventWeights, Item, ItemId};
+use marquee_engine::Engine;
+use marquee_models::search::Candidate;
+use marquee_models::{Artifact, EaseParams, Interactions};
+use marquee_store::{ApiKeyRole, Store};
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    router: axum::Router,
+    storefront: String,
+    admin: String,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = chrono::Utc::now() - chrono::TimeDelta::days(30);
+    let users: Vec<String> = (0..20).map(|u| format!("u{u}")).collect();
+    let items: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|g| (0..8).map(move |i| format!("{g}{i}")))
+        .collect();
+    let mut rows = Vec::new();
+    for (u, user) in users.iter().enumerate() {
+        for k in 0..4 {
+            let i = (u % 2) * 8 + (u / 2 + k * 3) % 8;
+            rows.push((user.as_str(), items[i].as_str(), 1.0, t0.timestamp_millis()));
+        }
+    }
+    let x = Interactions::from_timed_triplets(rows);
+    let model = Candidate::Ease(EaseParams {
+        lambda: 5.0,
+        ..EaseParams::default()
+    })
+    .fit(&x)
+    .unwrap();
+    let mut artifact = Artifact::new(
+        "shop",
+        "v1",
+        model,
+        x,
+        "test",
+        Value::Null,
+        serde_json::to_value(EventWeights::default()).unwrap(),
+    );
+    artifact.save(&dir.path().join("v1")).unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
+        .await
+        .unwrap();
+    let catalog: Vec<Item> = items
+        .iter()
+        .map(|i| Item::new(ItemId::new(i.as_str()).unwrap(), i.as_str(), &i[..1], t0))
+        .collect();
+    store.upsert_items(&catalog).await.unwrap();
+    let storefront = store
+        .create_api_key(ApiKeyRole::Storefront, "t")
+        .await
+        .unwrap()
+        .key;
+    let admin = store
+        .create_api_key(ApiKeyRole::Admin, "t")
+        .await
+        .unwrap()
+        .key;
+    let engine = Engine::open(&dir.path().join("v1"), catalog).unwrap();
+    let router = storefront_router(AppState {
+        engine: Arc::new(engine),
+        store,
+    });
+    Fixture {
+        _dir: dir,
+        router,
+        storefront,
+        admin,
+    }
+}
+
+async fn call(
+    f: &Fixture,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req.body(Body::from(body.unwrap_or("").to_owned())).unwrap();
+    let res = f.router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+#[tokio::test]
+async fn recommendations_home_similar_and_session() {
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    let (s, v) = call(&f, "GET", "/healthz", None, None).await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, v) = call(&f, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        (s, v["model_version"].as_str()),
+        (StatusCode::OK, Some("v1"))
+    );
+
+    let (s, v) = call(&f, "GET", "/v1/recommendations?user_id=u0&k=3", key, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["model_version"], "v1");
+    assert_eq!(v["basis"], "personal");
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["item"].as_str().unwrap().starts_with('a')),
+        "{v}"
+    );
+
+    let (s, v) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=u0&k=5&category=b&exclude=b1,b2",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    for i in v["items"].as_array().unwrap() {
+        let id = i["item"].as_str().unwrap();
+        assert!(id.starts_with('b') && id != "b1" && id != "b2");
+    }
+
+    let (s, v) = call(&f, "GET", "/v1/home?user_id=u1&k=3", key, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let rows: Vec<&str> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(rows, ["top_picks", "because_you_watched", "trending"]);
+
+    let (s, v) = call(&f, "GET", "/v1/items/b3/similar?k=3", key, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["item"].as_str().unwrap().starts_with('b'))
+    );
+
+    let (s, v) = call(
+        &f,
+        "POST",
+        "/v1/recommendations/session",
+        key,
+        Some(r#"{"items": ["a1", "a2"], "k": 3}"#),
+    )
+    .await;
+    assert_eq!((s, v["basis"].as_str()), (StatusCode::OK, Some("session")));
+}
+
+#[tokio::test]
+async fn events_are_stored_once_and_change_the_next_answer() {
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    let (_, before) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=visitor&k=3",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(before["basis"], "cold_start");
+    let body = r#"{"events": [
+        {"event_id": "e1", "user_id": "visitor", "item_id": "b2", "kind": "purchase"},
+        {"event_id": "e2", "user_id": "visitor", "item_id": "b5", "kind": "add_to_cart"}
+    ]}"#;
+    let (s, v) = call(&f, "POST", "/v1/events", key, Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(2), Some(0))
+    );
+    let (s, v) = call(&f, "POST", "/v1/events", key, Some(body)).await;
+    assert_eq!(
+        (s, v["duplicates"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2))
+    );
+    let (_, after) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=visitor&k=3",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(after["basis"], "personal");
+    let ids: Vec<&str> = after["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|i| i.starts_with('b') && *i != "b2" && *i != "b5"),
+        "{ids:?}"
+    );
+}
+
+/// Method, URI, key, body, expected status and error code.
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    StatusCode,
+    &'a str,
+);
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_naming_the_problem() {
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "GET",
+            "/v1/recommendations?user_id=u0",
+            None,
+            None,
+            StatusCode::UNAUTHORIZED,
+            "missing_key",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?user_id=u0",
+            Some("nope"),
+            None,
+            StatusCode::UNAUTHORIZED,
+            "invalid_key",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?user_id=u0",
+            Some(f.admin.as_str()),
+            None,
+            StatusCode::FORBIDDEN,
+            "wrong_key",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?user_id=u0&k=0",
+            key,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_k",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?user_id=u0&k=1000000000",
+            key,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_k",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?user_id=u0&k=ten",
+            key,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?colour=red",
+            key,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "GET",
+            "/v1/recommendations?min_price=9&max_price=1",
+            key,
+            None,
+            StatusCode::BAD_REQUEST,
+            "invalid_price_range",
+        ),
+        (
+            "GET",
+            "/v1/items/zzz/similar",
+            key,
+            None,
+            StatusCode::NOT_FOUND,
+            "unknown_item",
+        ),
+        (
+            "GET",
+            "/v1/nothing",
+            key,
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            key,
+            Some("{not json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            key,
+            Some(r#"{"events": []}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_batch",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            key,
+            Some(r#"{"events": [{"event_id": "x", "user_id": "u", "kind": "teleport"}]}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            key,
+            Some(r#"{"events": [{"event_id": "x", "kind": "view", "item_id": "a1"}]}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            key,
+            Some(
+                r#"{"events": [{"event_id": "x", "user_id": "u", "kind": "rating", "item_id": "a1", "value": 9}]}"#,
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_event",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            key,
+            Some(r#"{"events": [{"event_id": 5, "user_id": "u", "kind": "view"}]}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/recommendations/session",
+            key,
+            Some(r#"{"items": "a1"}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+    ];
+    for (method, uri, k, body, status, code) in cases {
+        let (s, v) = call(&f, method, uri, k, body).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (status, code),
+            "{method} {uri} {body:?}: {v}"
+        );
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // A body over the limit.
+    let big = format!(
+        r#"{{"events": [{{"event_id": "{}", "user_id": "u", "kind": "view"}}]}}"#,
+        "x".repeat(2 << 20)
+    );
+    let (s, v) = call(&f, "POST", "/v1/events", key, Some(&big)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(error_code(&v), "invalid_body");
+    // The rating message names the field.
+    let (_, v) = call(&f, "POST", "/v1/events", key, Some(r#"{"events": [{"event_id": "x", "user_id": "u", "kind": "rating", "item_id": "a1", "value": 9}]}"#)).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("events[0].value"),
+        "{v}"
+    );
+}
