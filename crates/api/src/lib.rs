@@ -26,7 +26,9 @@ use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId
 use marquee_engine::{Engine, Filters};
 use marquee_store::{ApiKeyRole, Store};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -35,11 +37,47 @@ pub const MAX_EVENTS_PER_BATCH: usize = 1_000;
 /// Events of a user read to fold into their recommendations.
 const RECENT_EVENTS: u32 = 200;
 
+/// How long a verified key is trusted without asking the store again (a revoked key stops
+/// working within this time).
+pub const KEY_CACHE_SECONDS: u64 = 30;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub store: Store,
+    /// Keys verified recently: key → (role, when verified).
+    keys: Arc<std::sync::RwLock<HashMap<String, (ApiKeyRole, Instant)>>>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, store: Store) -> Self {
+        Self {
+            engine,
+            store,
+            keys: Arc::default(),
+        }
+    }
+
+    /// The role of a key: from the cache if verified within [`KEY_CACHE_SECONDS`], else from
+    /// the store (unknown keys are not cached, so a new key works at once).
+    async fn role_of(&self, key: &str) -> Result<Option<ApiKeyRole>, marquee_store::Error> {
+        let fresh = Duration::from_secs(KEY_CACHE_SECONDS);
+        if let Ok(keys) = self.keys.read()
+            && let Some((role, at)) = keys.get(key)
+            && at.elapsed() < fresh
+        {
+            return Ok(Some(*role));
+        }
+        let role = self.store.verify_api_key(key).await?;
+        if let (Some(r), Ok(mut keys)) = (role, self.keys.write()) {
+            if keys.len() > 10_000 {
+                keys.retain(|_, (_, at)| at.elapsed() < fresh);
+            }
+            keys.insert(key.to_owned(), (r, Instant::now()));
+        }
+        Ok(role)
+    }
 }
 
 /// An error answer: a status, a stable code and a message naming the problem.
@@ -133,7 +171,7 @@ async fn authorize(
                 "the Authorization header must be `Bearer <key>`",
             )
         })?;
-    match state.store.verify_api_key(key.trim()).await {
+    match state.role_of(key.trim()).await {
         Ok(Some(r)) if r == role => Ok(()),
         Ok(Some(r)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -216,7 +254,7 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
         UserId::new(user).map_err(|e| ApiError::bad_request("invalid_user_id", e.to_string()))?;
     state
         .store
-        .events_of_user(&id, RECENT_EVENTS)
+        .events_of_user_after(&id, state.engine.trained_until(), RECENT_EVENTS)
         .await
         .map_err(ApiError::internal)
 }

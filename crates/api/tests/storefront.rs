@@ -72,10 +72,7 @@ async fn fixture() -> Fixture {
         .unwrap()
         .key;
     let engine = Engine::open(&dir.path().join("v1"), catalog).unwrap();
-    let router = storefront_router(AppState {
-        engine: Arc::new(engine),
-        store,
-    });
+    let router = storefront_router(AppState::new(Arc::new(engine), store));
     Fixture {
         _dir: dir,
         router,

@@ -295,6 +295,13 @@ impl Engine {
         self.state.load().model.dir.clone()
     }
 
+    /// The time of the newest interaction the active model was trained on: only events after
+    /// it change an answer.
+    pub fn trained_until(&self) -> marquee_domain::Timestamp {
+        let ms = self.state.load().model.trained_until;
+        marquee_domain::Timestamp::from_timestamp_millis(ms).unwrap_or_default()
+    }
+
     /// Whether the active model knows the item.
     pub fn knows_item(&self, item: &str) -> bool {
         self.state

@@ -18,7 +18,8 @@ mod segments;
 mod sqlite;
 
 use marquee_domain::{
-    Event, EventKind, Item, ItemId, Order, OrderId, OrderStatus, User, UserId, ValidationError,
+    Event, EventKind, Item, ItemId, Order, OrderId, OrderStatus, Timestamp, User, UserId,
+    ValidationError,
 };
 
 pub use keys::{ApiKeyRole, NewApiKey};
@@ -221,7 +222,23 @@ impl Store {
     /// A user's most recent events, newest first, at most `limit`.
     pub async fn events_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Event>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.events_of_user(user, limit).await,
+            Backend::Sqlite(s) => s.events_of_user(user, i64::MIN, limit).await,
+        }
+    }
+
+    /// A user's events after `after` (exclusive), newest first, at most `limit`: what serving
+    /// folds into a model trained on data up to `after`.
+    pub async fn events_of_user_after(
+        &self,
+        user: &UserId,
+        after: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.events_of_user(user, after.timestamp_millis(), limit)
+                    .await
+            }
         }
     }
 

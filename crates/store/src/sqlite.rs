@@ -325,12 +325,18 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(crate) async fn events_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Event>> {
+    pub(crate) async fn events_of_user(
+        &self,
+        user: &UserId,
+        after_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
         let rows = sqlx::query(
             "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context FROM events \
-             WHERE user_id = ? ORDER BY ts DESC, seq DESC LIMIT ?",
+             WHERE user_id = ? AND ts > ? ORDER BY ts DESC, seq DESC LIMIT ?",
         )
         .bind(user.as_str())
+        .bind(after_ms)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -74,10 +74,7 @@ async fn run(cli: Cli) -> Result<()> {
         )
     })?;
     tracing::info!(version = %engine.version(), kind = %engine.kind(), "model loaded");
-    let state = AppState {
-        engine: Arc::new(engine),
-        store,
-    };
+    let state = AppState::new(Arc::new(engine), store);
     let listener = tokio::net::TcpListener::bind(cli.storefront_addr)
         .await
         .with_context(|| format!("listening on {}", cli.storefront_addr))?;
