@@ -1,15 +1,13 @@
 //! The real `serve` binary on a free port: keys printed on first start, health, events posted
 //! for a visitor that change their next recommendations, and a clean stop on SIGTERM.
 
-use marquee_domain::{EventWeights, Item, ItemId};
-use marquee_models::search::Candidate;
-use marquee_models::{Artifact, EaseParams, Interactions};
-use marquee_store::Store;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// A minimal HTTP/1.1 exchange; returns the status code and the JSON body.
 fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
@@ -44,57 +42,18 @@ fn free_port() -> u16 {
 
 #[test]
 fn serve_answers_and_learns_from_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = chrono::Utc::now() - chrono::TimeDelta::days(30);
-    let items: Vec<String> = ["a", "b"]
-        .iter()
-        .flat_map(|g| (0..8).map(move |i| format!("{g}{i}")))
-        .collect();
-    let users: Vec<String> = (0..20).map(|u| format!("u{u}")).collect();
-    let mut rows = Vec::new();
-    for (u, user) in users.iter().enumerate() {
-        for k in 0..4 {
-            let i = (u % 2) * 8 + (u / 2 + k * 3) % 8;
-            rows.push((user.as_str(), items[i].as_str(), 1.0, t0.timestamp_millis()));
-        }
-    }
-    let x = Interactions::from_timed_triplets(rows);
-    let model = Candidate::Ease(EaseParams {
-        lambda: 5.0,
-        ..EaseParams::default()
-    })
-    .fit(&x)
-    .unwrap();
-    let models = dir.path().join("models/shop");
-    Artifact::new(
-        "shop",
-        "v1",
-        model,
-        x,
-        "test",
-        Value::Null,
-        serde_json::to_value(EventWeights::default()).unwrap(),
-    )
-    .save(&models.join("v1"))
-    .unwrap();
-    std::fs::write(models.join("latest"), "v1\n").unwrap();
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = Store::open(&url).await.unwrap();
-        let catalog: Vec<Item> = items
-            .iter()
-            .map(|i| Item::new(ItemId::new(i.as_str()).unwrap(), i.as_str(), &i[..1], t0))
-            .collect();
-        store.upsert_items(&catalog).await.unwrap();
-    });
+    let shop = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::shop());
+    let (models, url) = (&shop.model, &shop.url);
 
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_serve"))
         .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
         .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
         .arg("--model")
-        .arg(&models)
-        .env("DATABASE_URL", &url)
+        .arg(models)
+        .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -121,13 +80,16 @@ fn serve_answers_and_learns_from_events() {
     }
     assert_eq!(http(port, "GET", "/healthz", "", "").0, 200);
 
-    let (s, before) = http(
-        port,
-        "GET",
-        "/v1/recommendations?user_id=visitor&k=3",
-        &key,
-        "",
-    );
+    let visitor = |key: &str| {
+        http(
+            port,
+            "GET",
+            "/v1/recommendations?user_id=visitor&k=3",
+            key,
+            "",
+        )
+    };
+    let (s, before) = visitor(&key);
     assert_eq!(
         (s, before["basis"].as_str()),
         (200, Some("cold_start")),
@@ -139,13 +101,7 @@ fn serve_answers_and_learns_from_events() {
     ]}"#;
     let (s, v) = http(port, "POST", "/v1/events", &key, events);
     assert_eq!((s, v["accepted"].as_u64()), (202, Some(2)), "{v}");
-    let (s, after) = http(
-        port,
-        "GET",
-        "/v1/recommendations?user_id=visitor&k=3",
-        &key,
-        "",
-    );
+    let (s, after) = visitor(&key);
     assert_eq!(
         (s, after["basis"].as_str()),
         (200, Some("personal")),

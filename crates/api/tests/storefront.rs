@@ -5,62 +5,24 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use marquee_api::{AppState, storefront_router};
-use marquee_domain::{EventWeights, Item, ItemId};
 use marquee_engine::Engine;
-use marquee_models::search::Candidate;
-use marquee_models::{Artifact, EaseParams, Interactions};
 use marquee_store::{ApiKeyRole, Store};
 use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+mod common;
+
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _shop: common::Shop,
     router: axum::Router,
     storefront: String,
     admin: String,
 }
 
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let t0 = chrono::Utc::now() - chrono::TimeDelta::days(30);
-    let users: Vec<String> = (0..20).map(|u| format!("u{u}")).collect();
-    let items: Vec<String> = ["a", "b"]
-        .iter()
-        .flat_map(|g| (0..8).map(move |i| format!("{g}{i}")))
-        .collect();
-    let mut rows = Vec::new();
-    for (u, user) in users.iter().enumerate() {
-        for k in 0..4 {
-            let i = (u % 2) * 8 + (u / 2 + k * 3) % 8;
-            rows.push((user.as_str(), items[i].as_str(), 1.0, t0.timestamp_millis()));
-        }
-    }
-    let x = Interactions::from_timed_triplets(rows);
-    let model = Candidate::Ease(EaseParams {
-        lambda: 5.0,
-        ..EaseParams::default()
-    })
-    .fit(&x)
-    .unwrap();
-    let mut artifact = Artifact::new(
-        "shop",
-        "v1",
-        model,
-        x,
-        "test",
-        Value::Null,
-        serde_json::to_value(EventWeights::default()).unwrap(),
-    );
-    artifact.save(&dir.path().join("v1")).unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display()))
-        .await
-        .unwrap();
-    let catalog: Vec<Item> = items
-        .iter()
-        .map(|i| Item::new(ItemId::new(i.as_str()).unwrap(), i.as_str(), &i[..1], t0))
-        .collect();
-    store.upsert_items(&catalog).await.unwrap();
+    let shop = common::shop().await;
+    let store = Store::open(&shop.url).await.unwrap();
     let storefront = store
         .create_api_key(ApiKeyRole::Storefront, "t")
         .await
@@ -71,10 +33,10 @@ async fn fixture() -> Fixture {
         .await
         .unwrap()
         .key;
-    let engine = Engine::open(&dir.path().join("v1"), catalog).unwrap();
+    let engine = Engine::open(&shop.model, shop.catalog.clone()).unwrap();
     let router = storefront_router(AppState::new(Arc::new(engine), store));
     Fixture {
-        _dir: dir,
+        _shop: shop,
         router,
         storefront,
         admin,

@@ -239,8 +239,19 @@ impl State {
     }
 }
 
+/// Per-thread buffers reused by every request, so that a request allocates only its answer
+/// (and, for an ALS fold-in, the solve).
+#[derive(Default)]
+struct Scratch {
+    scores: Vec<f32>,
+    pairs: Vec<(u32, f32)>,
+    items: Vec<u32>,
+    values: Vec<f32>,
+    blocked: Vec<u32>,
+}
+
 thread_local! {
-    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// The serving engine.
@@ -329,25 +340,25 @@ impl Engine {
         let m = &state.model;
         let history = &m.artifact.history;
         let row = user.and_then(|u| history.users.get(u)).map(|u| u as usize);
-        let fresh: Vec<&Event> = recent
-            .iter()
-            .filter(|e| e.timestamp.timestamp_millis() > m.trained_until)
-            .collect();
-        let combined = combined_history(m, row, &fresh);
-        if combined.is_empty() {
-            let items = rank(&state, &m.trending, &[], k, filters, None)?;
-            return Ok(answer(m, Basis::ColdStart, items));
-        }
-        let (items, values): (Vec<u32>, Vec<f32>) = combined.iter().copied().unzip();
-        let now = Row {
-            items: &items,
-            values: &values,
-        };
-        let seen: &[u32] = if filters.include_seen { &[] } else { &items };
-        SCORES.with_borrow_mut(|scores| {
+        let is_fresh = |e: &&Event| e.timestamp.timestamp_millis() > m.trained_until;
+        let any_fresh = recent.iter().any(|e| is_fresh(&e));
+        SCRATCH.with_borrow_mut(|s| {
+            let Scratch {
+                scores,
+                pairs,
+                items,
+                values,
+                blocked,
+            } = s;
+            combine_history(m, row, recent.iter().filter(is_fresh), pairs, items, values);
+            if items.is_empty() {
+                let out = rank(&state, &m.trending, &[], k, filters, None, blocked)?;
+                return Ok(answer(m, Basis::ColdStart, out));
+            }
+            let now = Row { items, values };
             scores.resize(m.n_items(), 0.0);
             match (&m.artifact.model, row) {
-                (Model::Als(als), Some(u)) if fresh.is_empty() => als.score(u, now, scores),
+                (Model::Als(als), Some(u)) if !any_fresh => als.score(u, now, scores),
                 (Model::Als(als), _) => {
                     let gram = m.gram.as_deref().unwrap_or(&[]);
                     let x = fold::fold_in(als, gram, now);
@@ -355,8 +366,9 @@ impl Engine {
                 }
                 (model, u) => model.score(u.unwrap_or(0), now, scores),
             }
-            let items = rank(&state, scores, seen, k, filters, Some(now))?;
-            Ok(answer(m, Basis::Personal, items))
+            let seen: &[u32] = if filters.include_seen { &[] } else { items };
+            let out = rank(&state, scores, seen, k, filters, Some(now), blocked)?;
+            Ok(answer(m, Basis::Personal, out))
         })
     }
 
@@ -374,16 +386,23 @@ impl Engine {
             v.dedup();
             v
         };
-        if known.is_empty() {
-            let items = rank(&state, &m.trending, &[], k, filters, None)?;
-            return Ok(answer(m, Basis::ColdStart, items));
-        }
-        let ones = vec![1.0; known.len()];
-        let now = Row {
-            items: &known,
-            values: &ones,
-        };
-        SCORES.with_borrow_mut(|scores| {
+        SCRATCH.with_borrow_mut(|s| {
+            let Scratch {
+                scores,
+                values,
+                blocked,
+                ..
+            } = s;
+            if known.is_empty() {
+                let items = rank(&state, &m.trending, &[], k, filters, None, blocked)?;
+                return Ok(answer(m, Basis::ColdStart, items));
+            }
+            values.clear();
+            values.resize(known.len(), 1.0);
+            let now = Row {
+                items: &known,
+                values,
+            };
             scores.resize(m.n_items(), 0.0);
             m.knn.score(0, now, scores);
             // Break ties (and fill empty neighbourhoods) by popularity, a little.
@@ -392,7 +411,7 @@ impl Engine {
                 *s += 1e-3 * p / top;
             }
             let seen: &[u32] = if filters.include_seen { &[] } else { &known };
-            let items = rank(&state, scores, seen, k, filters, Some(now))?;
+            let items = rank(&state, scores, seen, k, filters, Some(now), blocked)?;
             Ok(answer(m, Basis::Session, items))
         })
     }
@@ -408,13 +427,16 @@ impl Engine {
             .items
             .get(item)
             .ok_or_else(|| Error::UnknownItem(item.to_owned()))?;
-        SCORES.with_borrow_mut(|scores| {
+        SCRATCH.with_borrow_mut(|s| {
+            let Scratch {
+                scores, blocked, ..
+            } = s;
             scores.resize(m.n_items(), 0.0);
             scores.fill(f32::NAN);
             for (j, s) in m.knn.neighbors_of(i as usize) {
                 scores[j] = s;
             }
-            let items = rank(&state, scores, &[i], k, filters, None)?;
+            let items = rank(&state, scores, &[i], k, filters, None, blocked)?;
             Ok(answer(m, Basis::Similar, items))
         })
     }
@@ -453,10 +475,13 @@ impl Engine {
         }
         let state = self.state.load();
         let m = &state.model;
+        let trending = SCRATCH.with_borrow_mut(|s| {
+            rank(&state, &m.trending, &[], k, &filters, None, &mut s.blocked)
+        })?;
         rows.push(HomeRow {
             id: "trending",
             title: "Trending now".into(),
-            items: rank(&state, &m.trending, &[], k, &filters, None)?,
+            items: trending,
         });
         Ok(rows)
     }
@@ -520,28 +545,49 @@ fn answer(m: &Loaded, basis: Basis, items: Vec<Recommendation>) -> Answer {
 }
 
 /// The user's training row plus the weights of new events, summed per item, pairs at or
-/// below zero dropped, sorted by item.
-fn combined_history(m: &Loaded, row: Option<usize>, fresh: &[&Event]) -> Vec<(u32, f32)> {
+/// below zero dropped, sorted by item, into `items` and `values`.
+fn combine_history<'e>(
+    m: &Loaded,
+    row: Option<usize>,
+    fresh: impl Iterator<Item = &'e Event>,
+    pairs: &mut Vec<(u32, f32)>,
+    items: &mut Vec<u32>,
+    values: &mut Vec<f32>,
+) {
     let history = &m.artifact.history;
-    let mut out: Vec<(u32, f32)> = row
-        .map(|u| history.row(u).iter().map(|(i, w)| (i as u32, w)).collect())
-        .unwrap_or_default();
+    pairs.clear();
+    if let Some(u) = row {
+        pairs.extend(history.row(u).iter().map(|(i, w)| (i as u32, w)));
+    }
     for e in fresh {
         let Some(i) = e.item.as_ref().and_then(|i| history.items.get(i.as_str())) else {
             continue;
         };
-        out.push((i, m.weights.weight(e.kind, e.value)));
+        pairs.push((i, m.weights.weight(e.kind, e.value)));
     }
-    out.sort_unstable_by_key(|&(i, _)| i);
-    let mut merged: Vec<(u32, f32)> = Vec::with_capacity(out.len());
-    for (i, w) in out {
-        match merged.last_mut() {
-            Some(last) if last.0 == i => last.1 += w,
-            _ => merged.push((i, w)),
+    pairs.sort_unstable_by_key(|&(i, _)| i);
+    items.clear();
+    values.clear();
+    for &(i, w) in pairs.iter() {
+        if items.last() == Some(&i) {
+            if let Some(v) = values.last_mut() {
+                *v += w;
+            }
+        } else {
+            items.push(i);
+            values.push(w);
         }
     }
-    merged.retain(|&(_, w)| w > 0.0 && w.is_finite());
-    merged
+    let mut keep = 0;
+    for n in 0..items.len() {
+        if values[n] > 0.0 && values[n].is_finite() {
+            items[keep] = items[n];
+            values[keep] = values[n];
+            keep += 1;
+        }
+    }
+    items.truncate(keep);
+    values.truncate(keep);
 }
 
 /// Applies the filters to `scores` (a copy when the scores are shared), takes the top k and
@@ -553,10 +599,11 @@ fn rank(
     k: usize,
     filters: &Filters,
     history: Option<Row<'_>>,
+    blocked: &mut Vec<u32>,
 ) -> Result<Vec<Recommendation>> {
     let m = &state.model;
     let items = &m.artifact.history.items;
-    let mut blocked: Vec<u32> = Vec::with_capacity(seen.len() + state.hidden.len());
+    blocked.clear();
     blocked.extend_from_slice(seen);
     blocked.extend_from_slice(&state.hidden);
     if !filters.include_out_of_stock {
@@ -581,7 +628,7 @@ fn rank(
     }
     blocked.sort_unstable();
     blocked.dedup();
-    let top = top_k(scores, k, &blocked);
+    let top = top_k(scores, k, blocked);
     Ok(top
         .into_iter()
         .map(|(i, score)| Recommendation {
