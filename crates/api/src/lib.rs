@@ -48,6 +48,16 @@ pub struct AppState {
     pub store: Store,
     /// Keys verified recently: key → (role, when verified).
     keys: Arc<std::sync::RwLock<HashMap<String, (ApiKeyRole, Instant)>>>,
+    /// Users known to have events newer than the active model, and the model version and
+    /// event sequence number that set is up to date with. Users outside it skip the store.
+    fresh: Arc<std::sync::RwLock<Fresh>>,
+}
+
+#[derive(Debug, Default)]
+struct Fresh {
+    version: String,
+    seq: i64,
+    users: std::collections::HashSet<String>,
 }
 
 impl AppState {
@@ -56,6 +66,47 @@ impl AppState {
             engine,
             store,
             keys: Arc::default(),
+            fresh: Arc::default(),
+        }
+    }
+
+    /// Brings the set of users with events newer than the model up to date: everything after
+    /// the last sequence number seen (all of it when the model changed). Call it regularly
+    /// (`serve` does, every 250 ms) so events stored through another replica count too.
+    pub async fn refresh_fresh_users(&self) -> Result<(), marquee_store::Error> {
+        let version = self.engine.version();
+        let after_seq = match self.fresh.read() {
+            Ok(f) if f.version == version => f.seq,
+            _ => 0,
+        };
+        let (users, seq) = self
+            .store
+            .users_with_events_after(after_seq, self.engine.trained_until())
+            .await?;
+        if let Ok(mut f) = self.fresh.write() {
+            if f.version != version {
+                *f = Fresh {
+                    version,
+                    ..Fresh::default()
+                };
+            }
+            f.users.extend(users);
+            f.seq = f.seq.max(seq);
+        }
+        Ok(())
+    }
+
+    /// Whether the user may have events newer than the model (true when unsure).
+    fn may_have_fresh_events(&self, user: &str) -> bool {
+        match self.fresh.read() {
+            Ok(f) if f.version == self.engine.version() && f.seq > 0 => f.users.contains(user),
+            _ => true,
+        }
+    }
+
+    fn note_fresh_user(&self, user: &str) {
+        if let Ok(mut f) = self.fresh.write() {
+            f.users.insert(user.to_owned());
         }
     }
 
@@ -252,6 +303,9 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
     };
     let id =
         UserId::new(user).map_err(|e| ApiError::bad_request("invalid_user_id", e.to_string()))?;
+    if !state.may_have_fresh_events(user) {
+        return Ok(Vec::new());
+    }
     state
         .store
         .events_of_user_after(&id, state.engine.trained_until(), RECENT_EVENTS)
@@ -442,6 +496,11 @@ async fn events(
         .insert_events(&events)
         .await
         .map_err(ApiError::internal)?;
+    for e in &events {
+        if let Actor::User(u) = &e.actor {
+            state.note_fresh_user(u.as_str());
+        }
+    }
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({

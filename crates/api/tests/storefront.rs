@@ -15,6 +15,8 @@ mod common;
 
 struct Fixture {
     _shop: common::Shop,
+    state: AppState,
+    store: Store,
     router: axum::Router,
     storefront: String,
     admin: String,
@@ -34,9 +36,12 @@ async fn fixture() -> Fixture {
         .unwrap()
         .key;
     let engine = Engine::open(&shop.model, shop.catalog.clone()).unwrap();
-    let router = storefront_router(AppState::new(Arc::new(engine), store));
+    let state = AppState::new(Arc::new(engine), store.clone());
+    let router = storefront_router(state.clone());
     Fixture {
         _shop: shop,
+        state,
+        store,
         router,
         storefront,
         admin,
@@ -371,4 +376,61 @@ async fn bad_input_gets_a_4xx_naming_the_problem() {
             .contains("events[0].value"),
         "{v}"
     );
+}
+
+#[tokio::test]
+async fn events_stored_elsewhere_count_after_a_refresh() {
+    use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, UserId};
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    // An older event makes the poller's view definite (sequence number > 0).
+    let event = |id: &str, user: &str, item: &str, at| Event {
+        id: EventId::new(id).unwrap(),
+        actor: Actor::User(UserId::new(user).unwrap()),
+        item: Some(ItemId::new(item).unwrap()),
+        kind: EventKind::Purchase,
+        value: None,
+        timestamp: at,
+        context: None,
+    };
+    let now = chrono::Utc::now();
+    f.store
+        .insert_events(&[event("old", "u0", "a1", now - chrono::TimeDelta::days(60))])
+        .await
+        .unwrap();
+    f.state.refresh_fresh_users().await.unwrap();
+    let (_, v) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=elsewhere&k=3",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(v["basis"], "cold_start");
+    // Another replica stores events for "elsewhere"; after the next poll they count.
+    f.store
+        .insert_events(&[
+            event("x1", "elsewhere", "b1", now),
+            event("x2", "elsewhere", "b4", now),
+        ])
+        .await
+        .unwrap();
+    f.state.refresh_fresh_users().await.unwrap();
+    let (_, v) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=elsewhere&k=3",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(v["basis"], "personal", "{v}");
+    let ids: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().all(|i| i.starts_with('b')), "{ids:?}");
 }

@@ -226,6 +226,22 @@ impl Store {
         }
     }
 
+    /// Users with events stored after the event sequence number `after_seq` and timed after
+    /// `after`, and the newest sequence number now: poll with the returned number to learn
+    /// of new events cheaply.
+    pub async fn users_with_events_after(
+        &self,
+        after_seq: i64,
+        after: Timestamp,
+    ) -> Result<(Vec<String>, i64)> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.users_with_events_after(after_seq, after.timestamp_millis())
+                    .await
+            }
+        }
+    }
+
     /// A user's events after `after` (exclusive), newest first, at most `limit`: what serving
     /// folds into a model trained on data up to `after`.
     pub async fn events_of_user_after(

@@ -343,6 +343,29 @@ impl SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    pub(crate) async fn users_with_events_after(
+        &self,
+        after_seq: i64,
+        after_ms: i64,
+    ) -> Result<(Vec<String>, i64)> {
+        let rows = sqlx::query(
+            "SELECT user_id, max(seq) FROM events WHERE seq > ? AND ts > ? AND user_id IS NOT NULL \
+             GROUP BY user_id",
+        )
+        .bind(after_seq)
+        .bind(after_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let newest: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        let users = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((users, newest.max(after_seq)))
+    }
+
     pub(crate) async fn for_each_event(
         &self,
         kinds: Option<&[EventKind]>,

@@ -75,6 +75,20 @@ async fn run(cli: Cli) -> Result<()> {
     })?;
     tracing::info!(version = %engine.version(), kind = %engine.kind(), "model loaded");
     let state = AppState::new(Arc::new(engine), store);
+    state
+        .refresh_fresh_users()
+        .await
+        .context("reading which users have events newer than the model")?;
+    let poller = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            if let Err(e) = poller.refresh_fresh_users().await {
+                tracing::warn!("polling for new events failed: {e}");
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(cli.storefront_addr)
         .await
         .with_context(|| format!("listening on {}", cli.storefront_addr))?;
