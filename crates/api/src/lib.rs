@@ -12,13 +12,18 @@
 //! | `GET /v1/items/{id}/similar?k` | similar items |
 //! | `POST /v1/recommendations/session` `{items, k}` | for an anonymous session |
 //! | `POST /v1/events` `{events: [...]}` | behaviour events, durable before `202` |
+//! | `GET /metrics` | Prometheus text: requests and latency by route, events ingested, model version (no key) |
 //!
 //! Every error is `{"error": {"code", "message"}}` with a 4xx status naming what is wrong;
 //! every recommendation answer carries `model_version`.
 
+pub mod metrics;
+
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -51,6 +56,7 @@ pub struct AppState {
     /// Users known to have events newer than the active model, and the model version and
     /// event sequence number that set is up to date with. Users outside it skip the store.
     fresh: Arc<std::sync::RwLock<Fresh>>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +73,7 @@ impl AppState {
             store,
             keys: Arc::default(),
             fresh: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -248,9 +255,40 @@ pub fn storefront_router(state: AppState) -> Router {
         .route("/v1/home", get(home))
         .route("/v1/items/{id}/similar", get(similar))
         .route("/v1/events", post(events))
+        .route("/metrics", get(metrics_text))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Times every request and counts it under its route pattern (unmatched: "other").
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        state
+            .metrics
+            .render(&state.engine.version(), &state.engine.kind()),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -501,6 +539,7 @@ async fn events(
             state.note_fresh_user(u.as_str());
         }
     }
+    state.metrics.add_events(stored.inserted);
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({

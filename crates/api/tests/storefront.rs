@@ -434,3 +434,36 @@ async fn events_stored_elsewhere_count_after_a_refresh() {
         .collect();
     assert!(ids.iter().all(|i| i.starts_with('b')), "{ids:?}");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_events() {
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    for _ in 0..3 {
+        call(&f, "GET", "/v1/recommendations?user_id=u0&k=2", key, None).await;
+    }
+    call(&f, "GET", "/v1/recommendations?k=0", key, None).await;
+    let body =
+        r#"{"events": [{"event_id": "m1", "user_id": "u3", "item_id": "a1", "kind": "view"}]}"#;
+    call(&f, "POST", "/v1/events", key, Some(body)).await;
+    call(&f, "POST", "/v1/events", key, Some(body)).await;
+    let res = f
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    for line in [
+        r#"marquee_http_requests_total{route="/v1/recommendations",status="2xx"} 3"#,
+        r#"marquee_http_requests_total{route="/v1/recommendations",status="4xx"} 1"#,
+        r#"marquee_http_request_duration_seconds_count{route="/v1/recommendations"} 4"#,
+        r#"marquee_http_request_duration_seconds_bucket{route="/v1/recommendations",le="+Inf"} 4"#,
+        r#"marquee_events_ingested_total 1"#,
+        r#"marquee_model_info{version="v1",kind="ease"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+    }
+}
