@@ -262,6 +262,94 @@ pub fn storefront_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The admin router (`Authorization: Bearer <admin key>`): the model versions on disk and
+/// activating one (a hot swap: requests in flight finish on the old model; a damaged
+/// artifact is refused and the active one stays).
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/admin/models", get(list_models))
+        .route("/v1/admin/models/{version}/activate", post(activate_model))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The folder holding the active model's versions (the parent of its version folder).
+fn model_root(state: &AppState) -> std::path::PathBuf {
+    let dir = state.engine.model_dir();
+    dir.parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or(dir)
+}
+
+async fn list_models(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Admin).await?;
+    let root = model_root(&state);
+    let active = state.engine.version();
+    let mut versions = Vec::new();
+    let entries = std::fs::read_dir(&root).map_err(ApiError::internal)?;
+    for entry in entries.flatten() {
+        let manifest = entry.path().join("manifest.json");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_str::<marquee_engine::Manifest>(&text) else {
+            continue;
+        };
+        versions.push(serde_json::json!({
+            "version": m.version,
+            "kind": m.kind,
+            "created_at": m.created_at,
+            "active": m.version == active,
+            "metrics": m.metrics.get("test").cloned().unwrap_or(serde_json::Value::Null),
+        }));
+    }
+    versions.sort_by(|a, b| b["version"].as_str().cmp(&a["version"].as_str()));
+    Ok(Json(serde_json::json!({"active": active, "versions": versions})).into_response())
+}
+
+async fn activate_model(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(version): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Admin).await?;
+    if version.is_empty() || version.starts_with('.') || version.contains(['/', '\\']) {
+        return Err(ApiError::bad_request(
+            "invalid_version",
+            format!("{version:?} is not a version name"),
+        ));
+    }
+    let dir = model_root(&state).join(&version);
+    if !dir.join("manifest.json").is_file() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_version",
+            format!("there is no model version {version:?}"),
+        ));
+    }
+    let engine = state.engine.clone();
+    let swapped = tokio::task::spawn_blocking(move || engine.swap(&dir))
+        .await
+        .map_err(ApiError::internal)?;
+    match swapped {
+        Ok(v) => Ok(Json(serde_json::json!({"model_version": v})).into_response()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_model",
+            format!(
+                "{e}; the active model ({}) keeps serving",
+                state.engine.version()
+            ),
+        )),
+    }
+}
+
 /// Times every request and counts it under its route pattern (unmatched: "other").
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request

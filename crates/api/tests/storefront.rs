@@ -48,6 +48,24 @@ async fn fixture() -> Fixture {
     }
 }
 
+/// A second view of the same server (same state, keys and shop), for another router. The
+/// shop stays owned by `f`.
+fn fixture_with(f: &Fixture) -> Fixture {
+    Fixture {
+        _shop: common::Shop {
+            _dir: tempfile::tempdir().unwrap(),
+            model: f._shop.model.clone(),
+            url: f._shop.url.clone(),
+            catalog: Vec::new(),
+        },
+        state: f.state.clone(),
+        store: f.store.clone(),
+        router: f.router.clone(),
+        storefront: f.storefront.clone(),
+        admin: f.admin.clone(),
+    }
+}
+
 async fn call(
     f: &Fixture,
     method: &str,
@@ -466,4 +484,81 @@ async fn metrics_count_requests_by_route_and_events() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn admin_lists_and_activates_model_versions() {
+    use marquee_api::admin_router;
+    let f = fixture().await;
+    let admin_key = f.admin.clone();
+    let root = f._shop.model.clone();
+    // A second good version and a damaged third.
+    let mut v2 = marquee_models::Artifact::load(&root.join("v1")).unwrap();
+    v2.manifest.version = "v2".into();
+    v2.save(&root.join("v2")).unwrap();
+    let mut v3 = v2.clone();
+    v3.manifest.version = "v3".into();
+    v3.save(&root.join("v3")).unwrap();
+    let tensors = root.join("v3/model.safetensors");
+    let mut bytes = std::fs::read(&tensors).unwrap();
+    bytes[80] ^= 1;
+    std::fs::write(&tensors, bytes).unwrap();
+
+    let admin = Fixture {
+        router: admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let key = Some(admin_key.as_str());
+    let (s, v) = call(&admin, "GET", "/v1/admin/models", key, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["active"], "v1");
+    let listed: Vec<&str> = v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["v3", "v2", "v1"]);
+
+    let (s, v) = call(
+        &admin,
+        "GET",
+        "/v1/admin/models",
+        Some(f.storefront.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!((s, error_code(&v)), (StatusCode::FORBIDDEN, "wrong_key"));
+    let (s, v) = call(&admin, "POST", "/v1/admin/models/v9/activate", key, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "unknown_version")
+    );
+    let (s, v) = call(&admin, "POST", "/v1/admin/models/v3/activate", key, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_model")
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("checksum"),
+        "{v}"
+    );
+    let (_, v) = call(&f, "GET", "/readyz", None, None).await;
+    assert_eq!(v["model_version"], "v1", "the damaged model was refused");
+
+    let (s, v) = call(&admin, "POST", "/v1/admin/models/v2/activate", key, None).await;
+    assert_eq!(
+        (s, v["model_version"].as_str()),
+        (StatusCode::OK, Some("v2")),
+        "{v}"
+    );
+    let (_, v) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=u0&k=2",
+        Some(f.storefront.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(v["model_version"], "v2");
 }

@@ -22,6 +22,9 @@
 
 mod fold;
 
+/// The manifest of a model artifact (for listings of model versions).
+pub use marquee_models::Manifest;
+
 use arc_swap::ArcSwap;
 use marquee_domain::{Event, EventWeights, Item};
 use marquee_models::{

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use marquee_api::{AppState, storefront_router};
+use marquee_api::{AppState, admin_router, storefront_router};
 use marquee_engine::Engine;
 use marquee_store::{ApiKeyRole, Store};
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ struct Cli {
     /// Storefront API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     storefront_addr: SocketAddr,
-    /// Admin API address (the admin routes arrive with a later release; nothing listens yet).
+    /// Admin API address (model versions and activation; admin key).
     #[arg(long, default_value = "127.0.0.1:8081")]
     admin_addr: SocketAddr,
     /// The model to serve: a model folder (its `latest` version) or a version folder.
@@ -92,10 +92,19 @@ async fn run(cli: Cli) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.storefront_addr)
         .await
         .with_context(|| format!("listening on {}", cli.storefront_addr))?;
-    tracing::info!(addr = %cli.storefront_addr, "storefront API listening");
+    let admin_listener = tokio::net::TcpListener::bind(cli.admin_addr)
+        .await
+        .with_context(|| format!("listening on {}", cli.admin_addr))?;
+    tracing::info!(storefront = %cli.storefront_addr, admin = %cli.admin_addr, "listening");
+    let admin = tokio::spawn(
+        axum::serve(admin_listener, admin_router(state.clone()))
+            .with_graceful_shutdown(shutdown())
+            .into_future(),
+    );
     axum::serve(listener, storefront_router(state))
         .with_graceful_shutdown(shutdown())
         .await?;
+    admin.abort();
     Ok(())
 }
 
