@@ -159,6 +159,41 @@ fn online_retail_segments(env: &Env, file: &Path) {
         }
     }
 
+    // KPIs against the raw rows: monthly net revenue sums to the file's net total, and the
+    // top product by revenue is the item with the largest net sum.
+    use marquee_pipelines::kpis::{Period, Range, RankBy, revenue_by_period, top_products};
+    let months = revenue_by_period(&bundle.orders, Period::Month, Range::default()).unwrap();
+    let net: i64 = bundle
+        .orders
+        .iter()
+        .map(|o| {
+            if o.status.is_reversal() {
+                -o.total_minor()
+            } else {
+                o.total_minor()
+            }
+        })
+        .sum();
+    assert_eq!(months.iter().map(|m| m.revenue_minor).sum::<i64>(), net);
+    assert_eq!(months.len(), 13, "December 2010 to December 2011");
+    let mut per_item: HashMap<&str, i64> = HashMap::new();
+    for o in &bundle.orders {
+        let sign = if o.status.is_reversal() { -1 } else { 1 };
+        for l in &o.lines {
+            *per_item.entry(l.item.as_str()).or_default() +=
+                sign * i64::from(l.quantity) * l.unit_price.minor;
+        }
+    }
+    let best = per_item
+        .iter()
+        .max_by_key(|(i, v)| (**v, std::cmp::Reverse(**i)))
+        .unwrap();
+    let top = top_products(&bundle.orders, Range::default(), RankBy::Revenue, 1).unwrap();
+    assert_eq!(
+        (top[0].item.as_str(), top[0].revenue_minor),
+        (*best.0, *best.1)
+    );
+
     let csv_path = env._dir.path().join("all.csv");
     let out = segments(
         env,

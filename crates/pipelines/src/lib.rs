@@ -13,6 +13,7 @@
 //!
 //! Threading: Polars runs the plan on its own thread pool; the functions block until done.
 
+pub mod kpis;
 mod rfm;
 mod stats;
 
