@@ -86,11 +86,7 @@ pub fn revenue_by_period(
         .lazy()
         .group_by([col("period")])
         .agg([
-            col("order")
-                .filter(col("valid"))
-                .n_unique()
-                .cast(DataType::UInt32)
-                .alias("orders"),
+            crate::distinct_valid_orders("orders"),
             col("amount").sum().alias("revenue"),
         ])
         .sort(["period"], SortMultipleOptions::default())

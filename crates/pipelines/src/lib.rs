@@ -58,6 +58,16 @@ impl Default for InteractionSettings {
     }
 }
 
+/// The number of distinct orders in an `order` column among the rows whose `valid` column is
+/// true (orders not cancelled or refunded), as `UInt32` named `alias`.
+fn distinct_valid_orders(alias: &str) -> Expr {
+    col("order")
+        .filter(col("valid"))
+        .n_unique()
+        .cast(DataType::UInt32)
+        .alias(alias)
+}
+
 fn actor_key(actor: &Actor) -> String {
     match actor {
         Actor::User(u) => u.as_str().to_owned(),

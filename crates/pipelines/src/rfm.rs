@@ -96,11 +96,7 @@ pub fn rfm(orders: &[Order], catalog: &[Item], reference: Option<Timestamp>) -> 
         .clone()
         .group_by([col("user")])
         .agg([
-            col("order")
-                .filter(col("valid"))
-                .n_unique()
-                .cast(DataType::UInt32)
-                .alias("frequency"),
+            crate::distinct_valid_orders("frequency"),
             col("amount").sum().alias("monetary"),
             col("ts").filter(col("valid")).max().alias("last_ts"),
             col("ts").filter(col("valid")).min().alias("first_ts"),
