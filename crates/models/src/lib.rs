@@ -24,6 +24,7 @@ mod matrix;
 pub mod metrics;
 mod popularity;
 pub mod search;
+#[cfg(feature = "segments")]
 pub mod segments;
 pub mod split;
 mod topk;
