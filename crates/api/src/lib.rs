@@ -37,6 +37,8 @@ use std::time::{Duration, Instant};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// How long a request may take before it is answered with `503 timeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most events one `POST /v1/events` may carry.
 pub const MAX_EVENTS_PER_BATCH: usize = 1_000;
 /// Events of a user read to fold into their recommendations.
@@ -350,14 +352,26 @@ async fn activate_model(
     }
 }
 
-/// Times every request and counts it under its route pattern (unmatched: "other").
+/// Times every request, answers `503 timeout` after [`REQUEST_TIMEOUT`], and counts it under
+/// its route pattern (unmatched: "other").
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
     let start = Instant::now();
-    let response = next.run(request).await;
+    let response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s; try again",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    };
     state.metrics.observe(
         &route,
         response.status().as_u16(),
