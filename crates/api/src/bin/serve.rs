@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 /// Serve recommendations over HTTP.
 ///
-/// The storefront API listens on --storefront-addr; every route but /healthz and /readyz needs
-/// `Authorization: Bearer <storefront key>`. On the first start with no keys, one storefront
-/// and one admin key are created and printed once.
+/// The storefront API listens on --storefront-addr; every route but /healthz, /readyz and
+/// /metrics needs `Authorization: Bearer <storefront key>`. The admin API (model versions and
+/// activation) listens on --admin-addr and needs an admin key. On the first start with no
+/// keys, one storefront and one admin key are created and printed once.
 #[derive(Debug, Parser)]
 #[command(name = "serve", version, about, long_about)]
 struct Cli {

@@ -45,7 +45,8 @@ enum Command {
     },
     /// Export the members of one segment, or all, as CSV or Parquet.
     Export {
-        /// The segment to export.
+        /// The segment to export: champions, loyal, potential_loyalists, new, cant_lose,
+        /// at_risk, hibernating or lost.
         #[arg(long, conflicts_with = "all", required_unless_present = "all")]
         segment: Option<String>,
         /// Export every segment.
