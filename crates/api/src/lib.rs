@@ -272,6 +272,8 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/admin/models", get(list_models))
         .route("/v1/admin/models/{version}/activate", post(activate_model))
+        .route("/v1/admin/segments", get(list_segments))
+        .route("/v1/admin/segments/{name}/members", get(segment_members))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -350,6 +352,119 @@ async fn activate_model(
             ),
         )),
     }
+}
+
+/// The latest segmentation run and each segment's size and revenue share.
+async fn list_segments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Admin).await?;
+    let run = latest_run(&state).await?;
+    let sizes = state
+        .store
+        .segment_sizes(&run.version)
+        .await
+        .map_err(ApiError::internal)?;
+    let total: i64 = sizes.iter().map(|s| s.2).sum();
+    let segments: Vec<serde_json::Value> = sizes
+        .into_iter()
+        .map(|(segment, customers, revenue)| {
+            serde_json::json!({
+                "segment": segment,
+                "customers": customers,
+                "revenue_minor": revenue,
+                "revenue_share": if total != 0 { revenue as f64 / total as f64 } else { 0.0 },
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"run": run, "segments": segments})).into_response())
+}
+
+async fn latest_run(state: &AppState) -> Result<marquee_store::SegmentRun, ApiError> {
+    state
+        .store
+        .latest_segment_run()
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_segments",
+                "no segments computed yet; run `segments compute`",
+            )
+        })
+}
+
+fn default_per_page() -> usize {
+    100
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    #[serde(default)]
+    page: usize,
+    #[serde(default = "default_per_page")]
+    per_page: usize,
+}
+
+/// One page of a segment's members (by user id), from the latest run.
+async fn segment_members(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Admin).await?;
+    let Query(q) = query?;
+    if q.per_page == 0 || q.per_page > 1_000 {
+        return Err(ApiError::bad_request(
+            "invalid_per_page",
+            format!("per_page must be between 1 and 1000, not {}", q.per_page),
+        ));
+    }
+    let run = latest_run(&state).await?;
+    let sizes = state
+        .store
+        .segment_sizes(&run.version)
+        .await
+        .map_err(ApiError::internal)?;
+    if !sizes.iter().any(|s| s.0 == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_segment",
+            format!(
+                "segment {name:?} has no members in run {}; segments: {}",
+                run.version,
+                sizes
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let members = state
+        .store
+        .segment_members(&run.version, Some(&name))
+        .await
+        .map_err(ApiError::internal)?;
+    let total = members.len();
+    let page: Vec<_> = members
+        .into_iter()
+        .skip(q.page.saturating_mul(q.per_page))
+        .take(q.per_page)
+        .collect();
+    Ok(Json(serde_json::json!({
+        "run": run.version,
+        "segment": name,
+        "total": total,
+        "page": q.page,
+        "per_page": q.per_page,
+        "members": page,
+    }))
+    .into_response())
 }
 
 /// Times every request, answers `503 timeout` after [`REQUEST_TIMEOUT`], and counts it under

@@ -562,3 +562,102 @@ async fn admin_lists_and_activates_model_versions() {
     .await;
     assert_eq!(v["model_version"], "v2");
 }
+
+#[tokio::test]
+async fn admin_reads_segments_page_by_page() {
+    use marquee_api::admin_router;
+    use marquee_store::{SegmentMember, SegmentRun};
+    let f = fixture().await;
+    let admin = Fixture {
+        router: admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let key = Some(f.admin.as_str());
+    let (s, v) = call(&admin, "GET", "/v1/admin/segments", key, None).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "no_segments"));
+
+    let member = |user: &str, segment: &str, money: i64| SegmentMember {
+        user_id: user.into(),
+        segment: segment.into(),
+        cluster: 0,
+        recency_days: 3,
+        frequency: 2,
+        monetary_minor: money,
+        tenure_days: 30,
+        avg_basket_minor: money as f64 / 2.0,
+        favourite_category: "a".into(),
+        r_score: 5,
+        f_score: 4,
+        m_score: 4,
+    };
+    let members: Vec<SegmentMember> = (0..5)
+        .map(|n| member(&format!("c{n}"), "champions", 300))
+        .chain([member("l0", "lost", 500)])
+        .collect();
+    let run = SegmentRun {
+        version: "s1".into(),
+        computed_at: chrono::Utc::now(),
+        reference: chrono::Utc::now(),
+        k: 2,
+        silhouette: 0.4,
+        clusters: vec!["recent buyers".into(), "long gone".into()],
+    };
+    f.store.save_segments(&run, &members).await.unwrap();
+
+    let (s, v) = call(&admin, "GET", "/v1/admin/segments", key, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["run"]["version"], "s1");
+    let champions = &v["segments"][0];
+    assert_eq!(
+        (
+            champions["segment"].as_str(),
+            champions["customers"].as_u64()
+        ),
+        (Some("champions"), Some(5))
+    );
+    assert!((champions["revenue_share"].as_f64().unwrap() - 1500.0 / 2000.0).abs() < 1e-12);
+
+    let (s, v) = call(
+        &admin,
+        "GET",
+        "/v1/admin/segments/champions/members?page=1&per_page=2",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 5);
+    let users: Vec<&str> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["c2", "c3"]);
+    let (s, v) = call(&admin, "GET", "/v1/admin/segments/vip/members", key, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "unknown_segment")
+    );
+    let (s, v) = call(
+        &admin,
+        "GET",
+        "/v1/admin/segments/lost/members?per_page=0",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_per_page")
+    );
+    let (s, _) = call(
+        &admin,
+        "GET",
+        "/v1/admin/segments",
+        Some(f.storefront.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

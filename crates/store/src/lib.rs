@@ -311,6 +311,13 @@ impl Store {
         }
     }
 
+    /// Per segment of a run: (segment, customers, net revenue in minor units), by name.
+    pub async fn segment_sizes(&self, version: &str) -> Result<Vec<(String, u64, i64)>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.segment_sizes(version).await,
+        }
+    }
+
     /// Members of a run, by user id; only those of `segment` if given.
     pub async fn segment_members(
         &self,

@@ -539,6 +539,25 @@ impl SqliteStore {
         }))
     }
 
+    pub(crate) async fn segment_sizes(&self, version: &str) -> Result<Vec<(String, u64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT segment, count(*), sum(monetary_minor) FROM segment_members WHERE version = ? \
+             GROUP BY segment ORDER BY segment",
+        )
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get::<i64, _>(1)?.max(0) as u64,
+                    r.try_get(2)?,
+                ))
+            })
+            .collect()
+    }
+
     pub(crate) async fn segment_members(
         &self,
         version: &str,
