@@ -14,6 +14,10 @@
 //! | `POST /v1/events` `{events: [...]}` | behaviour events, durable before `202` |
 //! | `GET /metrics` | Prometheus text: requests and latency by route, events ingested, model version (no key) |
 //!
+//! Admin router (`Authorization: Bearer <admin key>`, its own listener): `GET /v1/admin/models`,
+//! `POST /v1/admin/models/{version}/activate` (hot swap), `GET /v1/admin/segments`,
+//! `GET /v1/admin/segments/{name}/members?page&per_page`.
+//!
 //! Every error is `{"error": {"code", "message"}}` with a 4xx status naming what is wrong;
 //! every recommendation answer carries `model_version`.
 
@@ -249,7 +253,7 @@ async fn authorize(
 
 /// The storefront router.
 pub fn storefront_router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/recommendations", get(recommendations))
@@ -257,23 +261,26 @@ pub fn storefront_router(state: AppState) -> Router {
         .route("/v1/home", get(home))
         .route("/v1/items/{id}/similar", get(similar))
         .route("/v1/events", post(events))
-        .route("/metrics", get(metrics_text))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .route("/metrics", get(metrics_text));
+    with_common_layers(router, state)
 }
 
 /// The admin router (`Authorization: Bearer <admin key>`): the model versions on disk and
 /// activating one (a hot swap: requests in flight finish on the old model; a damaged
-/// artifact is refused and the active one stays).
+/// artifact is refused and the active one stays), and the latest customer segments.
 pub fn admin_router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/admin/models", get(list_models))
         .route("/v1/admin/models/{version}/activate", post(activate_model))
         .route("/v1/admin/segments", get(list_segments))
-        .route("/v1/admin/segments/{name}/members", get(segment_members))
+        .route("/v1/admin/segments/{name}/members", get(segment_members));
+    with_common_layers(router, state)
+}
+
+/// What both routers share: the JSON 404, metrics and timeout, and the body limit.
+fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
+    router
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -445,17 +452,17 @@ async fn segment_members(
             ),
         ));
     }
-    let members = state
+    let total = sizes.iter().find(|s| s.0 == name).map_or(0, |s| s.1);
+    let page = state
         .store
-        .segment_members(&run.version, Some(&name))
+        .segment_members_page(
+            &run.version,
+            Some(&name),
+            (q.page as u64).saturating_mul(q.per_page as u64),
+            q.per_page as u64,
+        )
         .await
         .map_err(ApiError::internal)?;
-    let total = members.len();
-    let page: Vec<_> = members
-        .into_iter()
-        .skip(q.page.saturating_mul(q.per_page))
-        .take(q.per_page)
-        .collect();
     Ok(Json(serde_json::json!({
         "run": run.version,
         "segment": name,

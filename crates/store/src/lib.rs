@@ -324,8 +324,20 @@ impl Store {
         version: &str,
         segment: Option<&str>,
     ) -> Result<Vec<SegmentMember>> {
+        self.segment_members_page(version, segment, 0, u64::MAX)
+            .await
+    }
+
+    /// At most `limit` members of a run after skipping `offset`, by user id.
+    pub async fn segment_members_page(
+        &self,
+        version: &str,
+        segment: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<SegmentMember>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.segment_members(version, segment).await,
+            Backend::Sqlite(s) => s.segment_members(version, segment, offset, limit).await,
         }
     }
 

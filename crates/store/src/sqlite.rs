@@ -562,15 +562,19 @@ impl SqliteStore {
         &self,
         version: &str,
         segment: Option<&str>,
+        offset: u64,
+        limit: u64,
     ) -> Result<Vec<SegmentMember>> {
         let rows = sqlx::query(
             "SELECT user_id, segment, cluster, recency_days, frequency, monetary_minor, tenure_days, \
              avg_basket_minor, favourite_category, r_score, f_score, m_score FROM segment_members \
-             WHERE version = ? AND (? IS NULL OR segment = ?) ORDER BY user_id",
+             WHERE version = ? AND (? IS NULL OR segment = ?) ORDER BY user_id LIMIT ? OFFSET ?",
         )
         .bind(version)
         .bind(segment)
         .bind(segment)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
         let small =
