@@ -21,6 +21,8 @@
 //! Every error is `{"error": {"code", "message"}}` with a 4xx status naming what is wrong;
 //! every recommendation answer carries `model_version`.
 
+mod admin;
+pub mod jobs;
 pub mod metrics;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -63,6 +65,9 @@ pub struct AppState {
     /// event sequence number that set is up to date with. Users outside it skip the store.
     fresh: Arc<std::sync::RwLock<Fresh>>,
     pub metrics: Arc<metrics::Metrics>,
+    /// Background jobs (retrain, segments) and the tools they run.
+    pub jobs: Arc<jobs::Jobs>,
+    pub tools: jobs::Tools,
 }
 
 #[derive(Debug, Default)]
@@ -80,7 +85,15 @@ impl AppState {
             keys: Arc::default(),
             fresh: Arc::default(),
             metrics: Arc::default(),
+            jobs: Arc::default(),
+            tools: jobs::Tools::beside_current_exe(marquee_store::DEFAULT_DATABASE_URL),
         }
+    }
+
+    /// Where the `train` and `segments` tools are and which store they read.
+    pub fn with_tools(mut self, tools: jobs::Tools) -> Self {
+        self.tools = tools;
+        self
     }
 
     /// Brings the set of users with events newer than the model up to date: everything after
@@ -161,11 +174,11 @@ impl ApiError {
         }
     }
 
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!("internal error: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -212,7 +225,7 @@ impl From<marquee_engine::Error> for ApiError {
 }
 
 /// Checks the bearer key against the store for `role`.
-async fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
     role: ApiKeyRole,
@@ -274,7 +287,19 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/v1/admin/models", get(list_models))
         .route("/v1/admin/models/{version}/activate", post(activate_model))
         .route("/v1/admin/segments", get(list_segments))
-        .route("/v1/admin/segments/{name}/members", get(segment_members));
+        .route("/v1/admin/segments/{name}/members", get(segment_members))
+        .route("/v1/admin/segments/export", get(admin::export_segment))
+        .route(
+            "/v1/admin/segments/recompute",
+            post(admin::recompute_segments),
+        )
+        .route("/v1/admin/jobs", get(admin::list_jobs))
+        .route("/v1/admin/jobs/retrain", post(admin::retrain))
+        .route("/v1/admin/jobs/{id}", get(admin::get_job))
+        .route("/v1/admin/analytics/revenue", get(admin::revenue))
+        .route("/v1/admin/analytics/top-products", get(admin::top_products))
+        .route("/v1/admin/analytics/funnel", get(admin::funnel))
+        .route("/v1/admin/analytics/customers", get(admin::customers));
     with_common_layers(router, state)
 }
 
@@ -288,7 +313,7 @@ fn with_common_layers(router: Router<AppState>, state: AppState) -> Router {
 }
 
 /// The folder holding the active model's versions (the parent of its version folder).
-fn model_root(state: &AppState) -> std::path::PathBuf {
+pub(crate) fn model_root(state: &AppState) -> std::path::PathBuf {
     let dir = state.engine.model_dir();
     dir.parent()
         .map(std::path::Path::to_path_buf)
@@ -388,7 +413,7 @@ async fn list_segments(
     Ok(Json(serde_json::json!({"run": run, "segments": segments})).into_response())
 }
 
-async fn latest_run(state: &AppState) -> Result<marquee_store::SegmentRun, ApiError> {
+pub(crate) async fn latest_run(state: &AppState) -> Result<marquee_store::SegmentRun, ApiError> {
     state
         .store
         .latest_segment_run()

@@ -11,6 +11,17 @@ mod common;
 
 /// A minimal HTTP/1.1 exchange; returns the status code and the JSON body.
 fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    let (status, _, body) = http_raw(port, method, path, key, body);
+    // Chunked or not, the JSON object is the part between the outer braces.
+    let json = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) => &body[a..=b],
+        _ => "null",
+    };
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+/// A minimal HTTP/1.1 exchange; returns the status code, the head and the body as text.
+fn http_raw(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -20,16 +31,34 @@ fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, Val
         body.len()
     )
     .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes).unwrap();
+    let text = String::from_utf8_lossy(&bytes);
     let status: u16 = text[9..12].parse().unwrap();
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    // Chunked or not, the JSON object is the part between the outer braces.
-    let json = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) => &body[a..=b],
-        _ => "null",
-    };
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&*text, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 fn free_port() -> u16 {
@@ -46,11 +75,53 @@ fn serve_answers_and_learns_from_events() {
         .unwrap()
         .block_on(common::shop());
     let (models, url) = (&shop.model, &shop.url);
+    // Customers and their orders, for retraining and segments through the admin API: one
+    // paid order of each shop user's four items; even users consent to marketing.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use marquee_domain::{Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus};
+        use marquee_domain::{User, UserId};
+        let store = marquee_store::Store::open(url).await.unwrap();
+        let now = chrono::Utc::now();
+        let mut users = Vec::new();
+        let mut orders = Vec::new();
+        for u in 0..20usize {
+            let id = UserId::new(format!("u{u}")).unwrap();
+            let mut user = User::new(id.clone(), now - chrono::TimeDelta::days(90));
+            user.marketing_consent = u % 2 == 0;
+            users.push(user);
+            let group = if u % 2 == 0 { "a" } else { "b" };
+            orders.push(Order {
+                id: OrderId::new(format!("o{u}")).unwrap(),
+                user: Some(id),
+                created_at: now - chrono::TimeDelta::days(1 + u as i64 * 3),
+                status: OrderStatus::Paid,
+                lines: (0..4)
+                    .map(|k| OrderLine {
+                        item: ItemId::new(format!("{group}{}", (u / 2 + k * 3) % 8)).unwrap(),
+                        quantity: 1,
+                        unit_price: Money::new(500 + u as i64, Currency::new("EUR").unwrap()),
+                    })
+                    .collect(),
+            });
+        }
+        store.upsert_users(&users).await.unwrap();
+        store.put_orders(&orders).await.unwrap();
+    });
+    let tools = std::path::Path::new(env!("CARGO_BIN_EXE_serve"))
+        .parent()
+        .unwrap();
+    for tool in ["train", "segments"] {
+        assert!(
+            tools.join(tool).is_file(),
+            "the {tool} binary is missing beside serve: run `cargo test --workspace`, which builds it"
+        );
+    }
 
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_serve"))
+    let admin_port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_serve"))
         .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
-        .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
         .arg("--model")
         .arg(models)
         .env("DATABASE_URL", url)
@@ -59,14 +130,17 @@ fn serve_answers_and_learns_from_events() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    // Stops the server if an assertion fails before the SIGTERM below.
+    let mut child = KillOnDrop(child);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut key = String::new();
+    let mut admin_key = String::new();
     for _ in 0..2 {
         let line = lines.next().unwrap().unwrap();
         if let Some(k) = line.strip_prefix("storefront key: ") {
             key = k.to_owned();
         } else {
-            assert!(line.starts_with("admin key: "), "{line}");
+            admin_key = line.strip_prefix("admin key: ").expect(&line).to_owned();
         }
     }
     assert!(key.starts_with("mq_sf_"), "{key}");
@@ -115,6 +189,92 @@ fn serve_answers_and_learns_from_events() {
         .collect();
     assert!(ids.iter().all(|i| i.starts_with('b')), "{ids:?}");
     assert_eq!(after["model_version"], "v1");
+
+    // Admin jobs run the real tools: retrain (popularity, quick) and the new version serves;
+    // recompute segments and download the CRM export.
+    let wait = |id: u64| -> Value {
+        let start = Instant::now();
+        loop {
+            let (s, job) = http(
+                admin_port,
+                "GET",
+                &format!("/v1/admin/jobs/{id}"),
+                &admin_key,
+                "",
+            );
+            assert_eq!(s, 200, "{job}");
+            if job["state"] != "running" {
+                return job;
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "{job}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let body = r#"{"set": ["models=popularity"]}"#;
+    let (s, job) = http(
+        admin_port,
+        "POST",
+        "/v1/admin/jobs/retrain",
+        &admin_key,
+        body,
+    );
+    assert_eq!(s, 202, "{job}");
+    let job = wait(job["id"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (_, now) = visitor(&key);
+    assert_ne!(now["model_version"], "v1", "{job}");
+    assert!(
+        job["result"]
+            .as_str()
+            .unwrap()
+            .contains(now["model_version"].as_str().unwrap())
+    );
+
+    let (s, job) = http(
+        admin_port,
+        "POST",
+        "/v1/admin/segments/recompute",
+        &admin_key,
+        r#"{"k": 2}"#,
+    );
+    assert_eq!(s, 202, "{job}");
+    let job = wait(job["id"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (s, head, csv) = http_raw(
+        admin_port,
+        "GET",
+        "/v1/admin/segments/export?segment=all&format=csv",
+        &admin_key,
+        "",
+    );
+    assert_eq!(s, 200, "{csv}");
+    assert!(
+        head.to_ascii_lowercase().contains("x-left-out: 10"),
+        "{head}"
+    );
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("user_id,"), "{csv}");
+    assert_eq!(rows.len(), 1 + 10, "the ten consenting customers: {csv}");
+    let (s, head, _) = http_raw(
+        admin_port,
+        "GET",
+        "/v1/admin/segments/export?segment=all&format=parquet&include_non_consenting=true",
+        &admin_key,
+        "",
+    );
+    assert_eq!(s, 200);
+    assert!(head.contains("application/vnd.apache.parquet"), "{head}");
+    let (s, v) = http(
+        admin_port,
+        "GET",
+        "/v1/admin/segments/export?segment=all&format=xlsx",
+        &admin_key,
+        "",
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("invalid_format"))
+    );
 
     // SIGTERM: a graceful stop.
     Command::new("kill")

@@ -661,3 +661,289 @@ async fn admin_reads_segments_page_by_page() {
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// The analytics routes against hand-made orders, and their refusals.
+#[tokio::test]
+async fn admin_analytics_are_exact_and_refuse_bad_ranges() {
+    use chrono::TimeZone;
+    use marquee_domain::UserId;
+    use marquee_domain::{Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus, User};
+    let f = fixture().await;
+    let admin = Fixture {
+        router: marquee_api::admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let key = Some(f.admin.as_str());
+    let users: Vec<User> = ["u1", "u2"]
+        .iter()
+        .map(|u| User::new(UserId::new(*u).unwrap(), chrono::Utc::now()))
+        .collect();
+    f.store.upsert_users(&users).await.unwrap();
+    let eur = |m: i64| Money::new(m, Currency::new("EUR").unwrap());
+    let order = |id: &str, user: &str, month: u32, status, item: &str, q: u32, p: i64| Order {
+        id: OrderId::new(id).unwrap(),
+        user: Some(UserId::new(user).unwrap()),
+        created_at: chrono::Utc
+            .with_ymd_and_hms(2025, month, 15, 12, 0, 0)
+            .unwrap(),
+        status,
+        lines: vec![OrderLine {
+            item: ItemId::new(item).unwrap(),
+            quantity: q,
+            unit_price: eur(p),
+        }],
+    };
+    f.store
+        .put_orders(&[
+            order("o1", "u1", 1, OrderStatus::Paid, "a0", 3, 333),
+            order("o2", "u2", 2, OrderStatus::Shipped, "a1", 1, 1),
+            order("o3", "u1", 2, OrderStatus::Refunded, "a0", 1, 333),
+        ])
+        .await
+        .unwrap();
+    let (s, v) = call(&admin, "GET", "/v1/admin/analytics/revenue", key, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["revenue_minor"], 999 + 1 - 333);
+    assert_eq!(v["rows"][0]["period"], "2025-01");
+    assert_eq!(v["rows"][1]["orders"], 1, "the refund is not an order");
+    let (_, v) = call(
+        &admin,
+        "GET",
+        "/v1/admin/analytics/revenue?period=day&from=2025-02-01&to=2025-03-01",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(v["rows"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["rows"][0]["period"], "2025-02-15");
+    assert_eq!(v["revenue_minor"], 1 - 333);
+    let (_, v) = call(
+        &admin,
+        "GET",
+        "/v1/admin/analytics/top-products?by=units&limit=1",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(v["products"][0]["item"], "a0", "{v}");
+    assert_eq!(v["products"][0]["units"], 2);
+    let (_, v) = call(&admin, "GET", "/v1/admin/analytics/customers", key, None).await;
+    assert_eq!(v["months"][1]["new_customers"], 1, "{v}");
+    assert_eq!(
+        v["months"][1]["returning_customers"], 0,
+        "u1 only had a refund"
+    );
+    let (s, v) = call(&admin, "GET", "/v1/admin/analytics/funnel", key, None).await;
+    assert_eq!(
+        (s, v["funnel"]["viewed"].as_u64()),
+        (StatusCode::OK, Some(0))
+    );
+
+    for (uri, code) in [
+        ("/v1/admin/analytics/revenue?period=week", "invalid_period"),
+        (
+            "/v1/admin/analytics/revenue?from=2025-13-01",
+            "invalid_date",
+        ),
+        (
+            "/v1/admin/analytics/revenue?from=2025-03-01&to=2025-01-01",
+            "invalid_range",
+        ),
+        ("/v1/admin/analytics/top-products?by=price", "invalid_by"),
+        ("/v1/admin/analytics/top-products?limit=0", "invalid_limit"),
+        ("/v1/admin/analytics/funnel?period=day", "invalid_query"),
+        ("/v1/admin/analytics/customers?colour=red", "invalid_query"),
+    ] {
+        let (s, v) = call(&admin, "GET", uri, key, None).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, code),
+            "{uri}"
+        );
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let (s, _) = call(
+        &admin,
+        "GET",
+        "/v1/admin/analytics/revenue",
+        Some(f.storefront.as_str()),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+/// Writes an executable shell script `name` into `dir`.
+fn tool(dir: &std::path::Path, name: &str, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+async fn wait_for_job(admin: &Fixture, key: Option<&str>, id: u64) -> Value {
+    for _ in 0..200 {
+        let (s, v) = call(admin, "GET", &format!("/v1/admin/jobs/{id}"), key, None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v["state"] != "running" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {id} still running after 10 s");
+}
+
+/// Jobs run the tools found in the tools folder (stand-ins here: the real `train` and
+/// `segments` are run by the end-to-end test), report progress, activate what training made,
+/// refuse a second job of a kind, and say when a tool is missing.
+#[tokio::test]
+async fn admin_jobs_retrain_recompute_and_export() {
+    use marquee_api::jobs::Tools;
+    let mut f = fixture().await;
+    let tools_dir = tempfile::tempdir().unwrap();
+    let tools = Tools {
+        dir: tools_dir.path().to_path_buf(),
+        database_url: f._shop.url.clone(),
+    };
+    f.state = f.state.clone().with_tools(tools);
+    let admin = Fixture {
+        router: marquee_api::admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let key = Some(f.admin.as_str());
+
+    // No tools yet: a clear 503.
+    let (s, v) = call(&admin, "POST", "/v1/admin/jobs/retrain", key, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "tool_missing")
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cargo build --release --bin train")
+    );
+
+    // A stand-in `train` that "trains" v2 (prepared beforehand) and points `latest` at it.
+    let models = f._shop.model.clone();
+    let v1 = models.join("v1");
+    let v2 = models.join("v2");
+    let staged = tools_dir.path().join("v2");
+    std::fs::create_dir_all(&staged).unwrap();
+    for entry in std::fs::read_dir(&v1).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), staged.join(entry.file_name())).unwrap();
+    }
+    let manifest = staged.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("\"version\": \"v1\"", "\"version\": \"v2\""),
+    )
+    .unwrap();
+    tool(
+        tools_dir.path(),
+        "train",
+        &format!(
+            "echo \"args: $*\"; echo 'fitting ease' >&2; test \"$DATABASE_URL\" = '{}' || exit 3; \
+             cp -r {} {} && echo v2 > {}/latest && echo 'saved v2'",
+            f._shop.url,
+            staged.display(),
+            v2.display(),
+            models.display()
+        ),
+    );
+    let (s, v) = call(
+        &admin,
+        "POST",
+        "/v1/admin/jobs/retrain",
+        key,
+        Some(r#"{"set": ["models=ease"]}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let job = wait_for_job(&admin, key, v["id"].as_u64().unwrap()).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let log: Vec<&str> = job["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("--set models=ease") && l.contains("name=shop")),
+        "{log:?}"
+    );
+    assert!(log.contains(&"fitting ease"), "{log:?}");
+    assert_eq!(f.state.engine.version(), "v2", "the new version serves");
+    assert!(
+        job["result"]
+            .as_str()
+            .unwrap()
+            .contains("activated version v2")
+    );
+
+    // Training that fails: the job says so and the model stays.
+    tool(
+        tools_dir.path(),
+        "train",
+        "echo 'train: error: no interactions' >&2; exit 1",
+    );
+    let (_, v) = call(&admin, "POST", "/v1/admin/jobs/retrain", key, Some("{}")).await;
+    let job = wait_for_job(&admin, key, v["id"].as_u64().unwrap()).await;
+    assert_eq!(job["state"], "failed");
+    assert_eq!(job["progress"], "train: error: no interactions");
+    assert_eq!(f.state.engine.version(), "v2");
+
+    // Bad bodies.
+    for (body, code) in [
+        (r#"{"set": ["models"]}"#, "invalid_set"),
+        (r#"{"set": ["output_dir=/etc"]}"#, "invalid_set"),
+        (r#"{"epochs": 3}"#, "invalid_body"),
+        ("not json", "invalid_body"),
+    ] {
+        let (s, v) = call(&admin, "POST", "/v1/admin/jobs/retrain", key, Some(body)).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, code),
+            "{body}"
+        );
+    }
+
+    // One segments job at a time.
+    tool(
+        tools_dir.path(),
+        "segments",
+        "sleep 1; echo 'run s7 (20 customers)'",
+    );
+    let (s, first) = call(
+        &admin,
+        "POST",
+        "/v1/admin/segments/recompute",
+        key,
+        Some(r#"{"k": 3}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{first}");
+    let (s, v) = call(&admin, "POST", "/v1/admin/segments/recompute", key, None).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::CONFLICT, "job_running"));
+    let job = wait_for_job(&admin, key, first["id"].as_u64().unwrap()).await;
+    assert_eq!(
+        (job["state"].as_str(), job["result"].as_str()),
+        (Some("succeeded"), Some("run s7 (20 customers)"))
+    );
+    let (s, v) = call(
+        &admin,
+        "POST",
+        "/v1/admin/segments/recompute",
+        key,
+        Some(r#"{"k": 1}"#),
+    )
+    .await;
+    assert_eq!((s, error_code(&v)), (StatusCode::BAD_REQUEST, "invalid_k"));
+    let (_, v) = call(&admin, "GET", "/v1/admin/jobs", key, None).await;
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3, "{v}");
+    assert_eq!(v["jobs"][0]["kind"], "segments", "newest first");
+}

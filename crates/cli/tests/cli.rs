@@ -194,6 +194,64 @@ fn online_retail_segments(env: &Env, file: &Path) {
         (*best.0, *best.1)
     );
 
+    // The database's KPIs (served by the admin API) equal the Polars ones over the same rows.
+    let store_kpis = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use marquee_store::kpis::{DateRange, Period as P, RankBy as R};
+        let store = marquee_store::Store::open(&env.url).await.unwrap();
+        let all = DateRange::default();
+        (
+            store.revenue_by_period(P::Month, all).await.unwrap(),
+            store.revenue_by_period(P::Day, all).await.unwrap(),
+            store.top_products(all, R::Revenue, 10).await.unwrap(),
+            store.top_products(all, R::Units, 10).await.unwrap(),
+            store.new_vs_returning(all).await.unwrap(),
+        )
+    });
+    let days = revenue_by_period(&bundle.orders, Period::Day, Range::default()).unwrap();
+    let pairs = |v: &[marquee_store::kpis::RevenueRow]| -> Vec<(String, u64, i64)> {
+        v.iter()
+            .map(|r| (r.period.clone(), r.orders, r.revenue_minor))
+            .collect()
+    };
+    let polars_pairs = |v: &[marquee_pipelines::kpis::RevenueRow]| -> Vec<(String, u64, i64)> {
+        v.iter()
+            .map(|r| (r.period.clone(), u64::from(r.orders), r.revenue_minor))
+            .collect()
+    };
+    assert_eq!(pairs(&store_kpis.0), polars_pairs(&months));
+    assert_eq!(pairs(&store_kpis.1), polars_pairs(&days));
+    for (got, by) in [
+        (&store_kpis.2, RankBy::Revenue),
+        (&store_kpis.3, RankBy::Units),
+    ] {
+        let want = top_products(&bundle.orders, Range::default(), by, 10).unwrap();
+        let got: Vec<_> = got
+            .iter()
+            .map(|p| (p.item.clone(), p.revenue_minor, p.units))
+            .collect();
+        let want: Vec<_> = want
+            .iter()
+            .map(|p| (p.item.clone(), p.revenue_minor, p.units))
+            .collect();
+        assert_eq!(got, want, "{by:?}");
+    }
+    let customers: Vec<_> = marquee_pipelines::kpis::new_vs_returning(&bundle.orders)
+        .into_iter()
+        .map(|c| {
+            (
+                c.month,
+                u64::from(c.new_customers),
+                u64::from(c.returning_customers),
+            )
+        })
+        .collect();
+    let got: Vec<_> = store_kpis
+        .4
+        .iter()
+        .map(|c| (c.month.clone(), c.new_customers, c.returning_customers))
+        .collect();
+    assert_eq!(got, customers);
+
     let csv_path = env._dir.path().join("all.csv");
     let out = segments(
         env,

@@ -14,6 +14,7 @@
 //! between tasks; all methods are async (tokio).
 
 mod keys;
+pub mod kpis;
 mod segments;
 mod sqlite;
 
@@ -338,6 +339,46 @@ impl Store {
     ) -> Result<Vec<SegmentMember>> {
         match &self.backend {
             Backend::Sqlite(s) => s.segment_members(version, segment, offset, limit).await,
+        }
+    }
+
+    /// Valid orders and net revenue per day or month in `range`, oldest first.
+    pub async fn revenue_by_period(
+        &self,
+        period: kpis::Period,
+        range: kpis::DateRange,
+    ) -> Result<Vec<kpis::RevenueRow>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.revenue_by_period(period, range).await,
+        }
+    }
+
+    /// The `limit` items with the most net revenue (or units) in `range`.
+    pub async fn top_products(
+        &self,
+        range: kpis::DateRange,
+        by: kpis::RankBy,
+        limit: u32,
+    ) -> Result<Vec<kpis::ProductRow>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.top_products(range, by, limit).await,
+        }
+    }
+
+    /// The view → add_to_cart → purchase funnel of the events in `range`.
+    pub async fn funnel(&self, range: kpis::DateRange) -> Result<kpis::Funnel> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.funnel(range).await,
+        }
+    }
+
+    /// New and returning customers per month (months of `range`), oldest first.
+    pub async fn new_vs_returning(
+        &self,
+        range: kpis::DateRange,
+    ) -> Result<Vec<kpis::CustomersRow>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.new_vs_returning(range).await,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The SQLite backend: one file in WAL mode with `synchronous = FULL`, foreign keys on,
 //! migrations from `migrations/sqlite` applied on open.
 
+use crate::kpis::{CustomersRow, DateRange, Funnel, Period, ProductRow, RankBy, RevenueRow};
 use crate::{
     ApiKeyRole, Counts, Error, EventsInserted, NewApiKey, Result, SegmentMember, SegmentRun,
 };
@@ -872,4 +873,131 @@ fn line_from_row(l: &SqliteRow, first: usize) -> Result<OrderLine> {
             Currency::new(&l.try_get::<String, _>(first + 3)?).map_err(corrupt)?,
         ),
     })
+}
+
+/// The SQL expression of "this order is cancelled or refunded", for table alias `o`.
+const REVERSAL: &str = "o.status IN ('cancelled', 'refunded')";
+
+impl SqliteStore {
+    pub(crate) async fn revenue_by_period(
+        &self,
+        period: Period,
+        range: DateRange,
+    ) -> Result<Vec<RevenueRow>> {
+        let (from, to) = range.bounds_ms();
+        let sql = format!(
+            "SELECT strftime(?1, o.created_at / 1000, 'unixepoch') AS period, \
+             count(DISTINCT CASE WHEN NOT ({REVERSAL}) THEN o.id END), \
+             coalesce(sum(CASE WHEN {REVERSAL} THEN -1 ELSE 1 END \
+                          * l.quantity * l.unit_price_minor), 0) \
+             FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id \
+             WHERE (?2 IS NULL OR o.created_at >= ?2) AND (?3 IS NULL OR o.created_at < ?3) \
+             GROUP BY period ORDER BY period"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(period.format())
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RevenueRow {
+                    period: r.try_get(0)?,
+                    orders: r.try_get::<i64, _>(1)?.max(0) as u64,
+                    revenue_minor: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn top_products(
+        &self,
+        range: DateRange,
+        by: RankBy,
+        limit: u32,
+    ) -> Result<Vec<ProductRow>> {
+        let (from, to) = range.bounds_ms();
+        let order = match by {
+            RankBy::Revenue => "revenue DESC",
+            RankBy::Units => "units DESC",
+        };
+        let sql = format!(
+            "SELECT l.item_id, \
+             sum(CASE WHEN {REVERSAL} THEN -1 ELSE 1 END * l.quantity * l.unit_price_minor) \
+                AS revenue, \
+             sum(CASE WHEN {REVERSAL} THEN -1 ELSE 1 END * l.quantity) AS units \
+             FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             WHERE (?1 IS NULL OR o.created_at >= ?1) AND (?2 IS NULL OR o.created_at < ?2) \
+             GROUP BY l.item_id ORDER BY {order}, l.item_id LIMIT ?3"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ProductRow {
+                    item: r.try_get(0)?,
+                    revenue_minor: r.try_get(1)?,
+                    units: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn funnel(&self, range: DateRange) -> Result<Funnel> {
+        let (from, to) = range.bounds_ms();
+        let row = sqlx::query(
+            "WITH steps AS ( \
+               SELECT CASE kind WHEN 'view' THEN 0 WHEN 'click' THEN 0 \
+                      WHEN 'add_to_cart' THEN 1 WHEN 'purchase' THEN 2 END AS step, \
+                      coalesce(user_id, 'session:' || session_id) AS visitor \
+               FROM events \
+               WHERE kind IN ('view', 'click', 'add_to_cart', 'purchase') \
+                 AND (?1 IS NULL OR ts >= ?1) AND (?2 IS NULL OR ts < ?2)) \
+             SELECT count(DISTINCT CASE WHEN step = 0 THEN visitor END), \
+                    count(DISTINCT CASE WHEN step = 1 THEN visitor END), \
+                    count(DISTINCT CASE WHEN step = 2 THEN visitor END) FROM steps",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        let n = |i: usize| -> Result<u64> { Ok(row.try_get::<i64, _>(i)?.max(0) as u64) };
+        Ok(Funnel::from_counts(n(0)?, n(1)?, n(2)?))
+    }
+
+    pub(crate) async fn new_vs_returning(&self, range: DateRange) -> Result<Vec<CustomersRow>> {
+        let (from, to) = range.bounds_ms();
+        let sql = format!(
+            "WITH valid AS ( \
+               SELECT o.user_id, strftime('%Y-%m', o.created_at / 1000, 'unixepoch') AS month, \
+                      o.created_at \
+               FROM orders o WHERE o.user_id IS NOT NULL AND NOT ({REVERSAL})), \
+             first AS (SELECT user_id, min(month) AS first_month FROM valid GROUP BY user_id) \
+             SELECT v.month, \
+               count(DISTINCT CASE WHEN v.month = f.first_month THEN v.user_id END), \
+               count(DISTINCT CASE WHEN v.month <> f.first_month THEN v.user_id END) \
+             FROM valid v JOIN first f ON f.user_id = v.user_id \
+             WHERE (?1 IS NULL OR v.created_at >= ?1) AND (?2 IS NULL OR v.created_at < ?2) \
+             GROUP BY v.month ORDER BY v.month"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CustomersRow {
+                    month: r.try_get(0)?,
+                    new_customers: r.try_get::<i64, _>(1)?.max(0) as u64,
+                    returning_customers: r.try_get::<i64, _>(2)?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
 }

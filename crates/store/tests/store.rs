@@ -364,3 +364,154 @@ async fn every_order_streams_with_its_own_lines() {
     expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     assert_eq!(back, expected);
 }
+
+/// KPIs on hand-made orders and events whose answers are worked out by hand below.
+#[tokio::test]
+async fn kpis_are_exact_on_hand_made_orders() {
+    use marquee_store::kpis::{DateRange, Period, RankBy};
+    let (_dir, store) = temp_store().await;
+    store
+        .upsert_items(&[item("a"), item("b"), item("c")])
+        .await
+        .unwrap();
+    store
+        .upsert_users(&[user("u1"), user("u2"), user("u3")])
+        .await
+        .unwrap();
+    let when = |month: u32, day: u32| Utc.with_ymd_and_hms(2024, month, day, 23, 59, 0).unwrap();
+    let order =
+        |id: &str, u: &str, t: Timestamp, status: OrderStatus, lines: &[(&str, u32, i64)]| Order {
+            id: OrderId::new(id).unwrap(),
+            user: Some(UserId::new(u).unwrap()),
+            created_at: t,
+            status,
+            lines: lines
+                .iter()
+                .map(|(i, q, p)| OrderLine {
+                    item: ItemId::new(*i).unwrap(),
+                    quantity: *q,
+                    unit_price: gbp(*p),
+                })
+                .collect(),
+        };
+    store
+        .put_orders(&[
+            // March: u1 buys 2 × a at 1.99 and 1 × b at 10.01 = 13.99 on the 1st.
+            order(
+                "o1",
+                "u1",
+                when(3, 1),
+                OrderStatus::Paid,
+                &[("a", 2, 199), ("b", 1, 1001)],
+            ),
+            // March: u2's 3 × a is cancelled the same month: -5.97, and no order counted.
+            order(
+                "o2",
+                "u2",
+                when(3, 1),
+                OrderStatus::Cancelled,
+                &[("a", 3, 199)],
+            ),
+            // April: u1 returns (1 × c at 0.05), u2 orders for the first time (4 × b).
+            order("o3", "u1", when(4, 2), OrderStatus::Shipped, &[("c", 1, 5)]),
+            order(
+                "o4",
+                "u2",
+                when(4, 30),
+                OrderStatus::Placed,
+                &[("b", 4, 1001)],
+            ),
+            // April: a refund of 1 × b for u3, whose only order this is.
+            order(
+                "o5",
+                "u3",
+                when(4, 30),
+                OrderStatus::Refunded,
+                &[("b", 1, 1001)],
+            ),
+        ])
+        .await
+        .unwrap();
+
+    let all = DateRange::default();
+    let months = store.revenue_by_period(Period::Month, all).await.unwrap();
+    let months: Vec<_> = months
+        .iter()
+        .map(|r| (r.period.as_str(), r.orders, r.revenue_minor))
+        .collect();
+    assert_eq!(
+        months,
+        [("2024-03", 1, 1399 - 597), ("2024-04", 2, 5 + 4004 - 1001)]
+    );
+    let days = store.revenue_by_period(Period::Day, all).await.unwrap();
+    assert_eq!(days.len(), 3, "{days:?}");
+    assert_eq!(days[2].period, "2024-04-30");
+    assert_eq!(days[2].revenue_minor, 4004 - 1001);
+
+    // Half-open range: April only.
+    let april = DateRange::new(Some(when(4, 1)), Some(when(5, 1))).unwrap();
+    let top = store
+        .top_products(april, RankBy::Revenue, 10)
+        .await
+        .unwrap();
+    let top: Vec<_> = top
+        .iter()
+        .map(|p| (p.item.as_str(), p.revenue_minor, p.units))
+        .collect();
+    assert_eq!(top, [("b", 3003, 3), ("c", 5, 1)]);
+    let by_units = store.top_products(all, RankBy::Units, 1).await.unwrap();
+    assert_eq!(
+        (by_units[0].item.as_str(), by_units[0].units),
+        ("b", 4),
+        "b: 1 + 4 - 1 units, a: 2 - 3"
+    );
+    assert!(DateRange::new(Some(when(5, 1)), Some(when(4, 1))).is_err());
+
+    let customers = store.new_vs_returning(all).await.unwrap();
+    let customers: Vec<_> = customers
+        .iter()
+        .map(|c| (c.month.as_str(), c.new_customers, c.returning_customers))
+        .collect();
+    // u2's cancelled March order does not make April a return; u3 only has a refund.
+    assert_eq!(customers, [("2024-03", 1, 0), ("2024-04", 1, 1)]);
+
+    // Funnel: u1 views and buys; u2 views, adds to cart; an anonymous session clicks and adds
+    // to cart; u3 only rates (not a step).
+    let ev = |id: &str, actor: Actor, kind: EventKind, day: u32| Event {
+        id: EventId::new(id).unwrap(),
+        actor,
+        item: Some(ItemId::new("a").unwrap()),
+        kind,
+        value: (kind == EventKind::Rating).then_some(4.0),
+        timestamp: at(day),
+        context: None,
+    };
+    let u = |id: &str| Actor::User(UserId::new(id).unwrap());
+    let s = Actor::Session(SessionId::new("s1").unwrap());
+    store
+        .insert_events(&[
+            ev("e1", u("u1"), EventKind::View, 3),
+            ev("e2", u("u1"), EventKind::View, 4),
+            ev("e3", u("u1"), EventKind::Purchase, 5),
+            ev("e4", u("u2"), EventKind::View, 3),
+            ev("e5", u("u2"), EventKind::AddToCart, 4),
+            ev("e6", s.clone(), EventKind::Click, 3),
+            ev("e7", s, EventKind::AddToCart, 9),
+            ev("e8", u("u3"), EventKind::Rating, 3),
+        ])
+        .await
+        .unwrap();
+    let f = store.funnel(all).await.unwrap();
+    assert_eq!((f.viewed, f.added_to_cart, f.purchased), (3, 2, 1));
+    assert!((f.view_to_cart - 2.0 / 3.0).abs() < 1e-12);
+    assert!((f.cart_to_purchase - 0.5).abs() < 1e-12);
+    // Up to (not including) the 9th: the session's add to cart falls out.
+    let early = DateRange::new(None, Some(at(9))).unwrap();
+    let f = store.funnel(early).await.unwrap();
+    assert_eq!((f.viewed, f.added_to_cart, f.purchased), (3, 1, 1));
+    let empty = store
+        .funnel(DateRange::new(Some(at(20)), None).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((empty.viewed, empty.view_to_cart), (0, 0.0));
+}

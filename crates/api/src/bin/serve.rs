@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use marquee_api::jobs::Tools;
 use marquee_api::{AppState, admin_router, storefront_router};
 use marquee_engine::Engine;
 use marquee_store::{ApiKeyRole, Store};
@@ -14,7 +15,8 @@ use std::sync::Arc;
 ///
 /// The storefront API listens on --storefront-addr; every route but /healthz, /readyz and
 /// /metrics needs `Authorization: Bearer <storefront key>`. The admin API (model versions and
-/// activation) listens on --admin-addr and needs an admin key. On the first start with no
+/// activation, segments, analytics, retraining jobs) listens on --admin-addr and needs an
+/// admin key. On the first start with no
 /// keys, one storefront and one admin key are created and printed once.
 #[derive(Debug, Parser)]
 #[command(name = "serve", version, about, long_about)]
@@ -31,6 +33,10 @@ struct Cli {
     /// The model to serve: a model folder (its `latest` version) or a version folder.
     #[arg(long, default_value = "models/default")]
     model: PathBuf,
+    /// The folder with the `train` and `segments` tools that the admin API's jobs (retrain,
+    /// recompute segments) and segment exports run; default: the folder of this binary.
+    #[arg(long, env = "MARQUEE_TOOLS_DIR")]
+    tools_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -75,7 +81,11 @@ async fn run(cli: Cli) -> Result<()> {
         )
     })?;
     tracing::info!(version = %engine.version(), kind = %engine.kind(), "model loaded");
-    let state = AppState::new(Arc::new(engine), store);
+    let mut tools = Tools::beside_current_exe(&cli.database_url);
+    if let Some(dir) = cli.tools_dir {
+        tools.dir = dir;
+    }
+    let state = AppState::new(Arc::new(engine), store).with_tools(tools);
     state
         .refresh_fresh_users()
         .await
