@@ -22,6 +22,7 @@
 //! every recommendation answer carries `model_version`.
 
 mod admin;
+mod catalog;
 pub mod jobs;
 pub mod metrics;
 
@@ -31,7 +32,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId};
 use marquee_engine::{Engine, Filters};
@@ -130,9 +131,16 @@ impl AppState {
         }
     }
 
-    fn note_fresh_user(&self, user: &str) {
+    pub(crate) fn note_fresh_user(&self, user: &str) {
         if let Ok(mut f) = self.fresh.write() {
             f.users.insert(user.to_owned());
+        }
+    }
+
+    /// Drops every cached key verification (after a key is revoked).
+    pub(crate) fn forget_keys(&self) {
+        if let Ok(mut keys) = self.keys.write() {
+            keys.clear();
         }
     }
 
@@ -273,6 +281,12 @@ pub fn storefront_router(state: AppState) -> Router {
         .route("/v1/recommendations/session", post(session))
         .route("/v1/home", get(home))
         .route("/v1/items/{id}/similar", get(similar))
+        .route("/v1/items", get(catalog::items))
+        .route("/v1/items/{id}", get(catalog::item))
+        .route("/v1/categories", get(catalog::categories))
+        .route("/v1/orders", post(catalog::place_order))
+        .route("/v1/orders/{id}", get(catalog::get_order))
+        .route("/v1/users/{id}/orders", get(catalog::user_orders))
         .route("/v1/events", post(events))
         .route("/metrics", get(metrics_text));
     with_common_layers(router, state)
@@ -299,7 +313,32 @@ pub fn admin_router(state: AppState) -> Router {
         .route("/v1/admin/analytics/revenue", get(admin::revenue))
         .route("/v1/admin/analytics/top-products", get(admin::top_products))
         .route("/v1/admin/analytics/funnel", get(admin::funnel))
-        .route("/v1/admin/analytics/customers", get(admin::customers));
+        .route("/v1/admin/analytics/customers", get(admin::customers))
+        .route(
+            "/v1/admin/items",
+            get(catalog::admin_items).post(catalog::import_items),
+        )
+        .route(
+            "/v1/admin/items/{id}",
+            get(catalog::admin_item)
+                .put(catalog::put_item)
+                .delete(catalog::hide_item),
+        )
+        .route("/v1/admin/orders", get(catalog::admin_orders))
+        .route(
+            "/v1/admin/orders/{id}",
+            get(catalog::admin_order).patch(catalog::set_order_status),
+        )
+        .route("/v1/admin/users", get(catalog::admin_users))
+        .route(
+            "/v1/admin/users/{id}",
+            get(catalog::admin_user).put(catalog::put_user),
+        )
+        .route(
+            "/v1/admin/keys",
+            get(catalog::list_keys).post(catalog::create_key),
+        )
+        .route("/v1/admin/keys/{prefix}", delete(catalog::revoke_key));
     with_common_layers(router, state)
 }
 
@@ -593,11 +632,39 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
     if !state.may_have_fresh_events(user) {
         return Ok(Vec::new());
     }
-    state
+    let since = state.engine.trained_until();
+    let mut events = state
         .store
-        .events_of_user_after(&id, state.engine.trained_until(), RECENT_EVENTS)
+        .events_of_user_after(&id, since, RECENT_EVENTS)
         .await
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?;
+    // Orders placed since training count as purchases of their items.
+    let orders = state
+        .store
+        .orders_of_user(&id, 20)
+        .await
+        .map_err(ApiError::internal)?;
+    for o in orders
+        .iter()
+        .filter(|o| o.created_at > since && !o.status.is_reversal())
+    {
+        for (n, line) in o.lines.iter().enumerate() {
+            let Ok(event_id) = EventId::new(format!("order:{}:{n}", o.id.as_str())) else {
+                continue;
+            };
+            events.push(Event {
+                id: event_id,
+                actor: Actor::User(id.clone()),
+                item: Some(line.item.clone()),
+                kind: EventKind::Purchase,
+                value: None,
+                timestamp: o.created_at,
+                context: None,
+            });
+        }
+    }
+    events.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    Ok(events)
 }
 
 async fn recommendations(

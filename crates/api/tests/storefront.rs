@@ -947,3 +947,387 @@ async fn admin_jobs_retrain_recompute_and_export() {
     assert_eq!(v["jobs"].as_array().unwrap().len(), 3, "{v}");
     assert_eq!(v["jobs"][0]["kind"], "segments", "newest first");
 }
+
+/// Catalog reads, order placement at catalog prices (idempotent), order history, and what
+/// a bought item does to the next recommendations.
+#[tokio::test]
+async fn catalog_and_orders() {
+    let f = fixture().await;
+    let admin = Fixture {
+        router: marquee_api::admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let sk = Some(f.storefront.as_str());
+    let ak = Some(f.admin.as_str());
+
+    // Admin: prices for two items, one hidden, one out of stock.
+    let (s, v) = call(
+        &admin,
+        "POST",
+        "/v1/admin/items",
+        ak,
+        Some(
+            r#"{"items": [
+            {"id": "a0", "title": "Blue Mug", "category": "a", "price": {"minor": 1250, "currency": "EUR"}},
+            {"id": "a1", "title": "Red Mug 50%", "category": "a", "price": {"minor": 99, "currency": "EUR"}},
+            {"id": "a2", "title": "Gone", "category": "a", "price": {"minor": 5, "currency": "EUR"}, "hidden": true},
+            {"id": "a3", "title": "Sold out", "category": "a", "price": {"minor": 5, "currency": "EUR"}, "in_stock": false}
+        ]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["upserted"].as_u64()),
+        (StatusCode::OK, Some(4)),
+        "{v}"
+    );
+
+    let (s, v) = call(&f, "GET", "/v1/categories", sk, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["categories"][0],
+        serde_json::json!({"category": "a", "items": 7})
+    );
+    let (_, v) = call(&f, "GET", "/v1/items?category=a&limit=3", sk, None).await;
+    let ids: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["a0", "a1", "a4"],
+        "hidden and out-of-stock items are not listed"
+    );
+    assert_eq!(v["next_after"], "a4");
+    let (_, v) = call(&f, "GET", "/v1/items?category=a&after=a4&limit=3", sk, None).await;
+    assert_eq!(v["items"][0]["id"], "a5");
+    // Search by title; % is literal text, not a wildcard.
+    let (_, v) = call(&f, "GET", "/v1/items?q=mug", sk, None).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 2, "{v}");
+    let (_, v) = call(&f, "GET", "/v1/items?q=50%25", sk, None).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "{v}");
+    let (s, v) = call(&f, "GET", "/v1/items/a0", sk, None).await;
+    assert_eq!((s, v["title"].as_str()), (StatusCode::OK, Some("Blue Mug")));
+    let (s, v) = call(&f, "GET", "/v1/items/a2", sk, None).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "unknown_item"));
+    let (s, v) = call(&admin, "GET", "/v1/admin/items/a2", ak, None).await;
+    assert_eq!((s, v["hidden"].as_bool()), (StatusCode::OK, Some(true)));
+
+    // An order of a0 by u0 (even users like a-items), priced by the catalog.
+    let body = r#"{"order_id": "web-1", "user_id": "u0", "lines": [{"item_id": "a0", "quantity": 2}, {"item_id": "a1", "quantity": 1}]}"#;
+    let (s, v) = call(&f, "POST", "/v1/orders", sk, Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["total_minor"].as_i64(), v["currency"].as_str()),
+        (Some(2599), Some("EUR"))
+    );
+    let (s, again) = call(&f, "POST", "/v1/orders", sk, Some(body)).await;
+    assert_eq!(
+        (s, &again["created_at"]),
+        (StatusCode::OK, &v["created_at"]),
+        "a retry is not a second order"
+    );
+    let other =
+        r#"{"order_id": "web-1", "user_id": "u0", "lines": [{"item_id": "a1", "quantity": 9}]}"#;
+    let (s, v) = call(&f, "POST", "/v1/orders", sk, Some(other)).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::CONFLICT, "order_conflict")
+    );
+    let (s, v) = call(&f, "GET", "/v1/orders/web-1", sk, None).await;
+    assert_eq!(
+        (s, v["lines"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(2))
+    );
+    let (_, v) = call(&f, "GET", "/v1/users/u0/orders", sk, None).await;
+    assert_eq!(v["orders"][0]["order_id"], "web-1");
+    // A new customer's first order creates the customer.
+    let (s, v) = call(&f, "POST", "/v1/orders", sk, Some(r#"{"order_id": "web-2", "user_id": "newcomer", "lines": [{"item_id": "a0", "quantity": 1}]}"#)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = call(&admin, "GET", "/v1/admin/users/newcomer", ak, None).await;
+    assert_eq!(
+        (s, v["marketing_consent"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+
+    // What u0 bought is not recommended again (unless asked).
+    let (_, v) = call(&f, "GET", "/v1/recommendations?user_id=u0&k=16", sk, None).await;
+    let recs: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert!(!recs.contains(&"a0") && !recs.contains(&"a1"), "{recs:?}");
+
+    for (body, status, code) in [
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": []}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_lines",
+        ),
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": [{"item_id": "a0", "quantity": 0}]}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_quantity",
+        ),
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": [{"item_id": "zz", "quantity": 1}]}"#,
+            StatusCode::NOT_FOUND,
+            "unknown_item",
+        ),
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": [{"item_id": "a2", "quantity": 1}]}"#,
+            StatusCode::NOT_FOUND,
+            "unknown_item",
+        ),
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": [{"item_id": "a3", "quantity": 1}]}"#,
+            StatusCode::CONFLICT,
+            "out_of_stock",
+        ),
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": [{"item_id": "b0", "quantity": 1}]}"#,
+            StatusCode::CONFLICT,
+            "not_for_sale",
+        ),
+        (
+            r#"{"order_id": "", "user_id": "u1", "lines": [{"item_id": "a0", "quantity": 1}]}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_order_id",
+        ),
+        (
+            r#"{"order_id": "x", "user_id": "u1", "lines": [{"item_id": "a0", "quantity": 1, "unit_price": 1}]}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+    ] {
+        let (s, v) = call(&f, "POST", "/v1/orders", sk, Some(body)).await;
+        assert_eq!((s, error_code(&v)), (status, code), "{body}");
+    }
+    let (s, v) = call(&f, "GET", "/v1/orders/nope", sk, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "unknown_order")
+    );
+    let (s, v) = call(&f, "GET", "/v1/items?limit=0", sk, None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_limit")
+    );
+    let (s, _) = call(&f, "GET", "/v1/items", Some(f.admin.as_str()), None).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "an admin key is not a storefront key"
+    );
+
+    // Admin: order status, listing by status.
+    let (s, v) = call(
+        &admin,
+        "PATCH",
+        "/v1/admin/orders/web-1",
+        ak,
+        Some(r#"{"status": "shipped"}"#),
+    )
+    .await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("shipped")));
+    let (_, v) = call(&admin, "GET", "/v1/admin/orders?status=shipped", ak, None).await;
+    assert_eq!(v["orders"].as_array().unwrap().len(), 1);
+    let (s, v) = call(
+        &admin,
+        "PATCH",
+        "/v1/admin/orders/web-1",
+        ak,
+        Some(r#"{"status": "lost"}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_status")
+    );
+    let (s, v) = call(
+        &admin,
+        "PATCH",
+        "/v1/admin/orders/nope",
+        ak,
+        Some(r#"{"status": "paid"}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::NOT_FOUND, "unknown_order")
+    );
+}
+
+/// Admin edits of the catalog reach recommendations at once; users and API keys.
+#[tokio::test]
+async fn admin_items_users_and_keys() {
+    let f = fixture().await;
+    let admin = Fixture {
+        router: marquee_api::admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let sk = Some(f.storefront.as_str());
+    let ak = Some(f.admin.as_str());
+    let recs = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, v) = call(&f, "GET", "/v1/recommendations?user_id=u1&k=3", sk, None).await;
+    let top = recs(&v)[0].clone();
+    let (s, v) = call(
+        &admin,
+        "DELETE",
+        &format!("/v1/admin/items/{top}"),
+        ak,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = call(&f, "GET", "/v1/recommendations?user_id=u1&k=3", sk, None).await;
+    assert!(
+        !recs(&v).contains(&top),
+        "a hidden item is never recommended"
+    );
+    let (s, v) = call(
+        &admin,
+        "PUT",
+        &format!("/v1/admin/items/{top}"),
+        ak,
+        Some(r#"{"title": "Back", "category": "b"}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, v["hidden"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "{v}"
+    );
+    let (_, v) = call(&f, "GET", "/v1/recommendations?user_id=u1&k=3", sk, None).await;
+    assert_eq!(recs(&v)[0], top);
+
+    for (method, uri, body, code) in [
+        (
+            "PUT",
+            "/v1/admin/items/b1",
+            r#"{"id": "b2", "title": "x", "category": "b"}"#,
+            "invalid_item_id",
+        ),
+        (
+            "PUT",
+            "/v1/admin/items/b1",
+            r#"{"title": "", "category": "b"}"#,
+            "invalid_item",
+        ),
+        (
+            "PUT",
+            "/v1/admin/items/b1",
+            r#"{"title": "x", "category": "b", "price": {"minor": -1, "currency": "EUR"}}"#,
+            "invalid_item",
+        ),
+        (
+            "PUT",
+            "/v1/admin/items/b1",
+            r#"{"title": "x"}"#,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/admin/items",
+            r#"{"items": []}"#,
+            "invalid_items",
+        ),
+        (
+            "POST",
+            "/v1/admin/items",
+            r#"{"items": [{"title": "no id", "category": "b"}]}"#,
+            "invalid_item_id",
+        ),
+        (
+            "PUT",
+            "/v1/admin/users/u1",
+            r#"{"marketing_consent": "yes"}"#,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            "/v1/admin/keys",
+            r#"{"role": "root"}"#,
+            "invalid_role",
+        ),
+    ] {
+        let (s, v) = call(&admin, method, uri, ak, Some(body)).await;
+        assert_eq!(
+            (s, error_code(&v)),
+            (StatusCode::BAD_REQUEST, code),
+            "{method} {uri} {body}"
+        );
+    }
+    let (s, v) = call(&admin, "DELETE", "/v1/admin/items/zz", ak, None).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "unknown_item"));
+
+    // Users.
+    let (s, v) = call(
+        &admin,
+        "PUT",
+        "/v1/admin/users/c1",
+        ak,
+        Some(r#"{"marketing_consent": true, "email": "c1@example.com", "country": "FR"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = call(&admin, "GET", "/v1/admin/users?limit=10", ak, None).await;
+    assert_eq!(v["users"][0]["email"], "c1@example.com");
+    let (s, v) = call(&admin, "GET", "/v1/admin/users/ghost", ak, None).await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "unknown_user"));
+
+    // Keys: create (shown once), list (never the key), use, revoke (stops at once).
+    let (s, v) = call(
+        &admin,
+        "POST",
+        "/v1/admin/keys",
+        ak,
+        Some(r#"{"role": "storefront", "label": "app"}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let new_key = v["key"].as_str().unwrap().to_owned();
+    let prefix = v["prefix"].as_str().unwrap().to_owned();
+    let (_, list) = call(&admin, "GET", "/v1/admin/keys", ak, None).await;
+    assert!(
+        !list.to_string().contains(&new_key),
+        "listings never show a key"
+    );
+    assert_eq!(list["keys"].as_array().unwrap().len(), 3);
+    let (s, _) = call(&f, "GET", "/v1/categories", Some(&new_key), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &admin,
+        "DELETE",
+        &format!("/v1/admin/keys/{prefix}"),
+        ak,
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&f, "GET", "/v1/categories", Some(&new_key), None).await;
+    assert_eq!(
+        (s, error_code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_key")
+    );
+    let (s, v) = call(
+        &admin,
+        "DELETE",
+        &format!("/v1/admin/keys/{prefix}"),
+        ak,
+        None,
+    )
+    .await;
+    assert_eq!((s, error_code(&v)), (StatusCode::NOT_FOUND, "unknown_key"));
+}

@@ -7,7 +7,8 @@ use crate::{Error, Result};
 use sha2::{Digest, Sha256};
 
 /// Which router a key opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApiKeyRole {
     /// The customer-facing API (recommendations, catalog, events, orders).
     Storefront,
@@ -23,7 +24,8 @@ impl ApiKeyRole {
         }
     }
 
-    pub(crate) fn parse(name: &str) -> Result<Self> {
+    /// `storefront` or `admin`.
+    pub fn parse(name: &str) -> Result<Self> {
         match name {
             "storefront" => Ok(Self::Storefront),
             "admin" => Ok(Self::Admin),

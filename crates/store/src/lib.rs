@@ -75,6 +75,32 @@ pub struct Counts {
 }
 
 /// What an event insert did: new events stored, and retried ones (same `event_id`) ignored.
+/// A catalog search: items by id order, after `after`, at most `limit`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ItemQuery<'a> {
+    /// Only this category.
+    pub category: Option<&'a str>,
+    /// Only items whose title or id contains this text (case-insensitive for ASCII).
+    pub text: Option<&'a str>,
+    /// Start after this item id (paging).
+    pub after: Option<&'a str>,
+    pub limit: u32,
+    /// Also hidden items (the admin API's view).
+    pub include_hidden: bool,
+    /// Also items out of stock.
+    pub include_out_of_stock: bool,
+}
+
+/// An API key as listings show it: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApiKeyInfo {
+    pub prefix: String,
+    pub role: ApiKeyRole,
+    pub label: String,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventsInserted {
     pub inserted: u64,
@@ -379,6 +405,46 @@ impl Store {
     ) -> Result<Vec<kpis::CustomersRow>> {
         match &self.backend {
             Backend::Sqlite(s) => s.new_vs_returning(range).await,
+        }
+    }
+
+    /// Catalog search (see [`ItemQuery`]).
+    pub async fn search_items(&self, query: &ItemQuery<'_>) -> Result<Vec<Item>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.search_items(query).await,
+        }
+    }
+
+    /// Categories of visible items with their item counts, by name.
+    pub async fn categories(&self) -> Result<Vec<(String, u64)>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.categories().await,
+        }
+    }
+
+    /// Orders, newest first, optionally of one status, skipping `offset`.
+    pub async fn recent_orders(
+        &self,
+        status: Option<OrderStatus>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.recent_orders(status, offset, limit).await,
+        }
+    }
+
+    /// Users by id after `after`, at most `limit`.
+    pub async fn users_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.users_page(after, limit).await,
+        }
+    }
+
+    /// Every API key (revoked ones too), oldest first, without the keys themselves.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_api_keys().await,
         }
     }
 

@@ -3,7 +3,8 @@
 
 use crate::kpis::{CustomersRow, DateRange, Funnel, Period, ProductRow, RankBy, RevenueRow};
 use crate::{
-    ApiKeyRole, Counts, Error, EventsInserted, NewApiKey, Result, SegmentMember, SegmentRun,
+    ApiKeyInfo, ApiKeyRole, Counts, Error, EventsInserted, ItemQuery, NewApiKey, Result,
+    SegmentMember, SegmentRun,
 };
 use chrono::{DateTime, Utc};
 use marquee_domain::{
@@ -257,14 +258,7 @@ impl SqliteStore {
         .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(User {
-            id: UserId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
-            created_at: from_ms(r.try_get(1)?)?,
-            country: r.try_get(2)?,
-            marketing_consent: r.try_get::<i64, _>(3)? != 0,
-            email: r.try_get(4)?,
-        }))
+        row.as_ref().map(user_from_row).transpose()
     }
 
     pub(crate) async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
@@ -464,17 +458,7 @@ impl SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(User {
-                    id: UserId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
-                    created_at: from_ms(r.try_get(1)?)?,
-                    country: r.try_get(2)?,
-                    marketing_consent: r.try_get::<i64, _>(3)? != 0,
-                    email: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(user_from_row).collect()
     }
 
     pub(crate) async fn save_segments(
@@ -646,6 +630,17 @@ impl SqliteStore {
         .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// A user from `id, created_at, country, marketing_consent, email`.
+fn user_from_row(r: &SqliteRow) -> Result<User> {
+    Ok(User {
+        id: UserId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
+        created_at: from_ms(r.try_get(1)?)?,
+        country: r.try_get(2)?,
+        marketing_consent: r.try_get::<i64, _>(3)? != 0,
+        email: r.try_get(4)?,
+    })
 }
 
 fn item_from_row(r: &SqliteRow) -> Result<Item> {
@@ -996,6 +991,113 @@ impl SqliteStore {
                     month: r.try_get(0)?,
                     new_customers: r.try_get::<i64, _>(1)?.max(0) as u64,
                     returning_customers: r.try_get::<i64, _>(2)?.max(0) as u64,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `s` with `\`, `%` and `_` escaped for `LIKE ... ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl SqliteStore {
+    pub(crate) async fn search_items(&self, q: &ItemQuery<'_>) -> Result<Vec<Item>> {
+        let text = q.text.map(|t| format!("%{}%", like_escape(t)));
+        let rows = sqlx::query(
+            "SELECT id, title, category, genres, price_minor, currency, in_stock, hidden, created_at, attributes \
+             FROM items WHERE id > ?1 AND (?2 IS NULL OR category = ?2) \
+             AND (?3 IS NULL OR title LIKE ?3 ESCAPE '\\' OR id LIKE ?3 ESCAPE '\\') \
+             AND (?4 OR hidden = 0) AND (?5 OR in_stock = 1) ORDER BY id LIMIT ?6",
+        )
+        .bind(q.after.unwrap_or(""))
+        .bind(q.category)
+        .bind(text)
+        .bind(q.include_hidden)
+        .bind(q.include_out_of_stock)
+        .bind(i64::from(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    pub(crate) async fn categories(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT category, count(*) FROM items WHERE hidden = 0 GROUP BY category ORDER BY category",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?.max(0) as u64)))
+            .collect()
+    }
+
+    pub(crate) async fn recent_orders(
+        &self,
+        status: Option<OrderStatus>,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, created_at, status FROM orders WHERE (?1 IS NULL OR status = ?1) \
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(status.map(OrderStatus::as_str))
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for r in &rows {
+            orders.push(self.order_with_lines(r).await?);
+        }
+        Ok(orders)
+    }
+
+    pub(crate) async fn users_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
+        let rows = sqlx::query(
+            "SELECT id, created_at, country, marketing_consent, email FROM users WHERE id > ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(User {
+                    id: UserId::new(r.try_get::<String, _>(0)?).map_err(corrupt)?,
+                    created_at: from_ms(r.try_get(1)?)?,
+                    country: r.try_get(2)?,
+                    marketing_consent: r.try_get::<i64, _>(3)? != 0,
+                    email: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
+        let rows = sqlx::query(
+            "SELECT prefix, role, label, created_at, revoked_at FROM api_keys ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    prefix: r.try_get(0)?,
+                    role: ApiKeyRole::parse(&r.try_get::<String, _>(1)?)?,
+                    label: r.try_get(2)?,
+                    created_at: from_ms(r.try_get(3)?)?,
+                    revoked_at: r.try_get::<Option<i64>, _>(4)?.map(from_ms).transpose()?,
                 })
             })
             .collect()
