@@ -663,7 +663,7 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
             });
         }
     }
-    events.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
+    events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
     Ok(events)
 }
 
