@@ -288,7 +288,8 @@ pub fn storefront_router(state: AppState) -> Router {
         .route("/v1/orders/{id}", get(catalog::get_order))
         .route("/v1/users/{id}/orders", get(catalog::user_orders))
         .route("/v1/events", post(events))
-        .route("/metrics", get(metrics_text));
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi));
     with_common_layers(router, state)
 }
 
@@ -298,6 +299,7 @@ pub fn storefront_router(state: AppState) -> Router {
 pub fn admin_router(state: AppState) -> Router {
     let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .route("/v1/admin/models", get(list_models))
         .route("/v1/admin/models/{version}/activate", post(activate_model))
         .route("/v1/admin/segments", get(list_segments))
@@ -581,6 +583,17 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The OpenAPI 3.1 document of both routers (no key needed).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {
