@@ -23,6 +23,7 @@
 
 mod admin;
 mod catalog;
+pub mod first_start;
 pub mod jobs;
 pub mod metrics;
 

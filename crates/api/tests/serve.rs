@@ -294,3 +294,77 @@ fn serve_answers_and_learns_from_events() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The embedded default on a fresh clone: an empty store and no model. `serve` seeds the store
+/// from the demo shop, fits a first model, and answers personal recommendations; the second
+/// start changes nothing.
+#[test]
+fn first_start_seeds_the_store_and_fits_a_first_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let model = dir.path().join("models/default");
+    let seed =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../notebooks-data/demo-store");
+    let start = |port: u16| {
+        let mut child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_serve"))
+                .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
+                .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+                .arg("--model")
+                .arg(&model)
+                .arg("--seed")
+                .arg(&seed)
+                .env("DATABASE_URL", &url)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "serve did not start"
+            );
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("serve exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        (child, lines)
+    };
+    let port = free_port();
+    let (child, mut lines) = start(port);
+    let printed: Vec<String> = (0..5).map(|_| lines.next().unwrap().unwrap()).collect();
+    let key = printed[0]
+        .strip_prefix("storefront key: ")
+        .expect(&printed[0])
+        .to_owned();
+    assert!(
+        printed[2].starts_with("seeded the empty store from"),
+        "{printed:?}"
+    );
+    assert!(printed[3].starts_with("no model in"), "{printed:?}");
+    assert!(printed[4].starts_with("saved "), "{printed:?}");
+    let (s, v) = http(port, "GET", "/v1/recommendations?user_id=u1&k=5", &key, "");
+    assert_eq!((s, v["basis"].as_str()), (200, Some("personal")), "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 5);
+    let (_, ready) = http(port, "GET", "/readyz", "", "");
+    assert_eq!(ready["model_kind"], "ease", "{ready}");
+    drop(child);
+
+    // A second start: nothing seeded, no new model, no new keys.
+    let port = free_port();
+    let (child, mut lines) = start(port);
+    let (s, _) = http(port, "GET", "/v1/categories", &key, "");
+    assert_eq!(s, 200);
+    drop(child);
+    assert!(lines.next().is_none(), "a second start prints nothing");
+    let versions = std::fs::read_dir(&model)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(versions, 1);
+}

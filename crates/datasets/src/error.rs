@@ -91,6 +91,7 @@ impl Error {
         Self::malformed(path, line, "record", message)
     }
 
+    #[cfg(feature = "polars")]
     pub(crate) fn polars(path: &Path, err: &polars::error::PolarsError) -> Self {
         Self::unsupported(path, err.to_string())
     }

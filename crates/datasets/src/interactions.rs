@@ -38,7 +38,7 @@ pub fn read(path: &Path, default_kind: EventKind) -> Result<Bundle> {
             "the kind for rows without a rating must be one without a value (view, click, add_to_cart, wishlist, purchase, ...)",
         ));
     }
-    let rows = match crate::online_retail::extension(path).as_str() {
+    let rows = match crate::text::extension(path).as_str() {
         "csv" | "tsv" | "txt" => read_csv(path)?,
         "parquet" => read_parquet(path)?,
         other => {
@@ -52,7 +52,7 @@ pub fn read(path: &Path, default_kind: EventKind) -> Result<Bundle> {
 }
 
 fn read_csv(path: &Path) -> Result<Vec<Row>> {
-    let delimiter = if crate::online_retail::extension(path) == "tsv" {
+    let delimiter = if crate::text::extension(path) == "tsv" {
         b'\t'
     } else {
         b','

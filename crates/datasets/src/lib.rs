@@ -17,8 +17,10 @@
 
 mod error;
 pub mod generator;
+#[cfg(feature = "polars")]
 pub mod interactions;
 pub mod movielens;
+#[cfg(feature = "polars")]
 pub mod online_retail;
 pub mod otto;
 pub mod store_dir;

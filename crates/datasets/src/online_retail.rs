@@ -58,7 +58,7 @@ const SERVICE_CODES: [&str; 11] = [
 
 /// Reads the data set from `.parquet` or `.csv`.
 pub fn read(path: &Path) -> Result<Bundle> {
-    let lines = match extension(path).as_str() {
+    let lines = match crate::text::extension(path).as_str() {
         "parquet" => read_parquet(path)?,
         "csv" => read_csv(path)?,
         other => {
@@ -69,13 +69,6 @@ pub fn read(path: &Path) -> Result<Bundle> {
         }
     };
     build(path, &lines)
-}
-
-pub(crate) fn extension(path: &Path) -> String {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase()
 }
 
 fn is_service(code: &str) -> bool {

@@ -40,7 +40,7 @@ fn kind_of(name: &str) -> Option<EventKind> {
 /// Reads OTTO sessions from `.jsonl` or `.csv`.
 pub fn read(path: &Path) -> Result<Bundle> {
     let mut rows: Vec<(u64, u64, i64, String, Location)> = Vec::new();
-    match crate::online_retail::extension(path).as_str() {
+    match crate::text::extension(path).as_str() {
         "jsonl" | "json" | "ndjson" => {
             let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             for (n, line) in std::io::BufReader::new(file).lines().enumerate() {

@@ -1,7 +1,7 @@
 //! Shared helpers for text sources: encodings, timestamps, CSV headers.
 
 use crate::{Error, Location, Result};
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use marquee_domain::Timestamp;
 use std::path::Path;
 
@@ -28,7 +28,9 @@ pub(crate) fn unix_to_ts(value: i64) -> Option<Timestamp> {
 /// Parses a timestamp written as unix seconds (or milliseconds), RFC 3339, `YYYY-MM-DD
 /// HH:MM[:SS]`, or the Online Retail spreadsheet form `M/D/YYYY H:MM`. Times without a zone
 /// are UTC.
+#[cfg(feature = "polars")]
 pub(crate) fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    use chrono::{NaiveDateTime, TimeZone};
     let text = text.trim();
     if let Ok(n) = text.parse::<i64>() {
         return unix_to_ts(n);
@@ -104,7 +106,15 @@ pub(crate) fn csv_reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::
         .from_reader(file))
 }
 
-#[cfg(test)]
+/// The file name's extension in lower case ("" when there is none).
+pub(crate) fn extension(path: &std::path::Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+#[cfg(all(test, feature = "polars"))]
 mod tests {
     use super::*;
 

@@ -81,6 +81,17 @@ pub enum Actor {
     Session(SessionId),
 }
 
+impl Actor {
+    /// The user key of this actor in interaction matrices: the user id, or `session:<id>`
+    /// for an anonymous session.
+    pub fn interaction_key(&self) -> String {
+        match self {
+            Self::User(u) => u.as_str().to_owned(),
+            Self::Session(s) => format!("session:{}", s.as_str()),
+        }
+    }
+}
+
 /// One behaviour event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {

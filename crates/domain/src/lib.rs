@@ -25,7 +25,7 @@ pub use item::Item;
 pub use money::{Currency, Money};
 pub use order::{Order, OrderLine, OrderStatus};
 pub use user::User;
-pub use weights::EventWeights;
+pub use weights::{EventWeights, PairWeights};
 
 /// A timestamp as the engine stores it: UTC.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -54,3 +54,73 @@ impl EventWeights {
         }
     }
 }
+
+/// Weighted (user, item) pairs summed from events and orders in plain Rust, without time
+/// decay: the same sums as the training pipeline's interactions with no half-life (an event
+/// weighs by its kind, a line of a valid order adds a purchase, a line of a cancelled or
+/// refunded order subtracts one, pairs that end at zero or below are dropped, anonymous
+/// sessions count as users named `session:<id>`). `serve` uses it to fit a first model on
+/// first start without linking the pipelines.
+#[derive(Debug, Default)]
+pub struct PairWeights {
+    weights: EventWeights,
+    pairs: std::collections::HashMap<(String, String), (f64, i64)>,
+}
+
+impl PairWeights {
+    pub fn new(weights: EventWeights) -> Self {
+        Self {
+            weights,
+            pairs: Default::default(),
+        }
+    }
+
+    fn add(&mut self, user: String, item: &str, weight: f64, ms: i64) {
+        let entry = self
+            .pairs
+            .entry((user, item.to_owned()))
+            .or_insert((0.0, i64::MIN));
+        entry.0 += weight;
+        entry.1 = entry.1.max(ms);
+    }
+
+    /// Counts one event (events without an item count for nothing).
+    pub fn add_event(&mut self, e: &crate::Event) {
+        let Some(item) = &e.item else { return };
+        let w = f64::from(self.weights.weight(e.kind, e.value));
+        self.add(
+            e.actor.interaction_key(),
+            item.as_str(),
+            w,
+            e.timestamp.timestamp_millis(),
+        );
+    }
+
+    /// Counts every line of an order (anonymous orders count for nothing).
+    pub fn add_order(&mut self, o: &crate::Order) {
+        let Some(user) = &o.user else { return };
+        let sign = if o.status.is_reversal() { -1.0 } else { 1.0 };
+        let w = sign * f64::from(self.weights.purchase);
+        for line in &o.lines {
+            self.add(
+                user.as_str().to_owned(),
+                line.item.as_str(),
+                w,
+                o.created_at.timestamp_millis(),
+            );
+        }
+    }
+
+    /// (user, item, weight, newest time in Unix ms) of the pairs with a positive weight,
+    /// sorted by user and item.
+    pub fn into_rows(self) -> Vec<(String, String, f32, i64)> {
+        let mut rows: Vec<_> = self
+            .pairs
+            .into_iter()
+            .filter(|(_, (w, _))| *w > 0.0)
+            .map(|((u, i), (w, t))| (u, i, w as f32, t))
+            .collect();
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        rows
+    }
+}

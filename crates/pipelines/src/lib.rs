@@ -69,10 +69,7 @@ fn distinct_valid_orders(alias: &str) -> Expr {
 }
 
 fn actor_key(actor: &Actor) -> String {
-    match actor {
-        Actor::User(u) => u.as_str().to_owned(),
-        Actor::Session(s) => format!("session:{s}"),
-    }
+    actor.interaction_key()
 }
 
 /// Builds the weighted users × items matrix from events and orders. Time decay is measured
@@ -203,6 +200,71 @@ mod tests {
                 unit_price: Money::new(100, Currency::new("EUR").unwrap()),
             }],
         }
+    }
+
+    /// The plain-Rust sums that `serve` fits its first model on equal this pipeline's
+    /// interactions without decay, on random events (sessions, ratings, dwell) and orders
+    /// (cancellations and refunds).
+    #[test]
+    fn plain_pair_weights_equal_the_pipeline() {
+        let mut rng = marquee_domain::rng::SeededRng::new(7);
+        let kinds = EventKind::ALL;
+        let mut events = Vec::new();
+        let mut orders = Vec::new();
+        for n in 0..2_000 {
+            let user = format!("u{}", rng.index(40));
+            let item = format!("i{}", rng.index(30));
+            let kind = kinds[rng.index(kinds.len())];
+            let value = match kind {
+                EventKind::Rating => Some(1.0 + rng.index(9) as f32 / 2.0),
+                EventKind::Dwell => Some(rng.index(600) as f32),
+                _ => None,
+            };
+            let mut e = event(&user, &item, kind, value, rng.index(60) as i64);
+            e.id = EventId::new(format!("e{n}")).unwrap();
+            if rng.chance(0.1) {
+                e.actor = Actor::Session(SessionId::new(format!("s{}", rng.index(5))).unwrap());
+            }
+            events.push(e);
+            if rng.chance(0.2) {
+                let status = [
+                    OrderStatus::Paid,
+                    OrderStatus::Cancelled,
+                    OrderStatus::Refunded,
+                ][rng.index(3)];
+                let mut o = order(&user, &item, status);
+                o.id = OrderId::new(format!("o{n}")).unwrap();
+                orders.push(o);
+            }
+        }
+        let settings = InteractionSettings::default();
+        let x = interactions(&events, &orders, &settings, None).unwrap();
+        let mut plain = marquee_domain::PairWeights::new(settings.weights);
+        events.iter().for_each(|e| plain.add_event(e));
+        orders.iter().for_each(|o| plain.add_order(o));
+        let y = Interactions::from_timed_triplets(
+            plain
+                .into_rows()
+                .iter()
+                .map(|(u, i, w, t)| (u.as_str(), i.as_str(), *w, *t)),
+        );
+        assert!(x.nnz() > 500, "{}", x.nnz());
+        let key = |m: &Interactions| -> Vec<(String, String, i64, i64)> {
+            let mut v: Vec<_> = m
+                .entries()
+                .map(|(u, i, w, t)| {
+                    (
+                        m.users.id(u as usize).to_owned(),
+                        m.items.id(i as usize).to_owned(),
+                        (f64::from(w) * 1e4).round() as i64,
+                        t,
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(key(&x), key(&y));
     }
 
     #[test]

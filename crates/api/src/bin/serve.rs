@@ -37,6 +37,13 @@ struct Cli {
     /// recompute segments) and segment exports run; default: the folder of this binary.
     #[arg(long, env = "MARQUEE_TOOLS_DIR")]
     tools_dir: Option<PathBuf>,
+    /// A store folder (one CSV per table) that seeds the store when it is empty (no items,
+    /// users, orders or events); ignored if the folder does not exist.
+    #[arg(long, default_value = "notebooks-data/demo-store")]
+    seed: PathBuf,
+    /// Neither seed an empty store nor fit a first model when --model has none: fail instead.
+    #[arg(long)]
+    no_first_start: bool,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +79,9 @@ async fn run(cli: Cli) -> Result<()> {
             let key = store.create_api_key(role, "created on first start").await?;
             println!("{} key: {}", role.as_str(), key.key);
         }
+    }
+    if !cli.no_first_start {
+        first_start(&store, &cli).await?;
     }
     let catalog = store.all_items().await.context("reading the catalog")?;
     let engine = Engine::open(&cli.model, catalog).with_context(|| {
@@ -116,6 +126,29 @@ async fn run(cli: Cli) -> Result<()> {
         .with_graceful_shutdown(shutdown())
         .await?;
     admin.abort();
+    Ok(())
+}
+
+/// The embedded default's first start: seed an empty store, fit a first model if none exists.
+async fn first_start(store: &Store, cli: &Cli) -> Result<()> {
+    if cli.seed.is_dir()
+        && let Some(rows) = marquee_api::first_start::seed_if_empty(store, &cli.seed).await?
+    {
+        println!(
+            "seeded the empty store from {} ({rows} rows)",
+            cli.seed.display()
+        );
+    }
+    if marquee_api::first_start::model_missing(&cli.model) {
+        println!(
+            "no model in {}: fitting a first one on the store's data (run `train` for an evaluated one)",
+            cli.model.display()
+        );
+        let version = marquee_api::first_start::fit_first_model(store, &cli.model)
+            .await
+            .with_context(|| format!("fitting a first model into {}", cli.model.display()))?;
+        println!("saved {}/{version}", cli.model.display());
+    }
     Ok(())
 }
 
