@@ -402,27 +402,7 @@ pub(crate) async fn export_segment(
     };
     let run = crate::latest_run(&state).await?;
     if q.segment != "all" {
-        let sizes = state
-            .store
-            .segment_sizes(&run.version)
-            .await
-            .map_err(ApiError::internal)?;
-        if !sizes.iter().any(|s| s.0 == q.segment) {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "unknown_segment",
-                format!(
-                    "segment {:?} has no members in run {}; use one of: all, {}",
-                    q.segment,
-                    run.version,
-                    sizes
-                        .iter()
-                        .map(|s| s.0.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
+        crate::segment_sizes_with(&state, &run, &q.segment).await?;
     }
     let file = std::env::temp_dir().join(format!(
         "marquee-export-{}-{}.{format}",

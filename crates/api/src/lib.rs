@@ -455,6 +455,35 @@ async fn list_segments(
     Ok(Json(serde_json::json!({"run": run, "segments": segments})).into_response())
 }
 
+/// The segment sizes of `run`, or a 404 naming the segments when `name` has no members.
+pub(crate) async fn segment_sizes_with(
+    state: &AppState,
+    run: &marquee_store::SegmentRun,
+    name: &str,
+) -> Result<Vec<(String, u64, i64)>, ApiError> {
+    let sizes = state
+        .store
+        .segment_sizes(&run.version)
+        .await
+        .map_err(ApiError::internal)?;
+    if !sizes.iter().any(|s| s.0 == name) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_segment",
+            format!(
+                "segment {name:?} has no members in run {}; segments: {}",
+                run.version,
+                sizes
+                    .iter()
+                    .map(|s| s.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(sizes)
+}
+
 pub(crate) async fn latest_run(state: &AppState) -> Result<marquee_store::SegmentRun, ApiError> {
     state
         .store
@@ -499,26 +528,7 @@ async fn segment_members(
         ));
     }
     let run = latest_run(&state).await?;
-    let sizes = state
-        .store
-        .segment_sizes(&run.version)
-        .await
-        .map_err(ApiError::internal)?;
-    if !sizes.iter().any(|s| s.0 == name) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_segment",
-            format!(
-                "segment {name:?} has no members in run {}; segments: {}",
-                run.version,
-                sizes
-                    .iter()
-                    .map(|s| s.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
+    let sizes = segment_sizes_with(&state, &run, &name).await?;
     let total = sizes.iter().find(|s| s.0 == name).map_or(0, |s| s.1);
     let page = state
         .store

@@ -53,7 +53,10 @@ mod tests {
         assert_eq!(top_k(&scores, 2, &[1, 5]), [(3, 0.9), (0, 0.5)]);
         assert_eq!(top_k(&scores, 10, &[0, 1, 3, 4, 5]), []);
         assert!(top_k(&scores, 0, &[]).is_empty());
-        assert_eq!(top_k(&[1.0, f32::INFINITY, 2.0], 5, &[9]), [(2, 2.0), (0, 1.0)]);
+        assert_eq!(
+            top_k(&[1.0, f32::INFINITY, 2.0], 5, &[9]),
+            [(2, 2.0), (0, 1.0)]
+        );
     }
 
     /// The same answer as sorting everything, on random scores with many ties and random
@@ -64,9 +67,8 @@ mod tests {
         for round in 0..200 {
             let n = 1 + rng.index(300);
             let scores: Vec<f32> = (0..n).map(|_| rng.index(20) as f32 / 4.0 - 2.0).collect();
-            let mut excluded: Vec<u32> = (0..rng.index(n))
-                .map(|_| rng.index(n + 3) as u32)
-                .collect();
+            let mut excluded: Vec<u32> =
+                (0..rng.index(n)).map(|_| rng.index(n + 3) as u32).collect();
             excluded.sort_unstable();
             excluded.dedup();
             let k = 1 + rng.index(40);
