@@ -22,21 +22,34 @@ fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, Val
 
 /// A minimal HTTP/1.1 exchange; returns the status code, the head and the body as text.
 fn http_raw(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    try_http(port, method, path, key, body).unwrap()
+}
+
+/// [`http_raw`] that reports a refused, reset or cut-off connection instead of panicking.
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut bytes = Vec::new();
-    s.read_to_end(&mut bytes).unwrap();
+    s.read_to_end(&mut bytes)?;
     let text = String::from_utf8_lossy(&bytes);
-    let status: u16 = text[9..12].parse().unwrap();
+    let status: u16 = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&*text, ""));
-    (status, head.to_owned(), body.to_owned())
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 struct KillOnDrop(std::process::Child);
@@ -367,4 +380,227 @@ fn first_start_seeds_the_store_and_fits_a_first_model() {
         .filter(|e| e.as_ref().unwrap().path().is_dir())
         .count();
     assert_eq!(versions, 1);
+}
+
+/// Crash safety: batches of events and orders are posted to the real binary, which is killed
+/// with SIGKILL at a random moment, 20 times. After each restart the batch or order whose
+/// answer never came is sent again (idempotent retry). At the end every acknowledged event and
+/// order is in the store exactly once.
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    use marquee_domain::rng::SeededRng;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let shop = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let shop = common::shop().await;
+        // Prices, so that orders can be placed.
+        let store = marquee_store::Store::open(&shop.url).await.unwrap();
+        let priced: Vec<marquee_domain::Item> = shop
+            .catalog
+            .iter()
+            .cloned()
+            .map(|mut i| {
+                i.price = Some(marquee_domain::Money::new(
+                    250,
+                    marquee_domain::Currency::new("EUR").unwrap(),
+                ));
+                i
+            })
+            .collect();
+        store.upsert_items(&priced).await.unwrap();
+        shop
+    });
+    let mut key = String::new();
+    let mut rng = SeededRng::new(2026);
+    let mut acked_events: Vec<String> = Vec::new();
+    let mut acked_orders: Vec<String> = Vec::new();
+    // What was sent without an answer when the server died: retried after the restart.
+    let mut pending: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut next = 0usize;
+    let kills = 20;
+    for round in 0..kills {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_serve"))
+            .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
+            .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+            .arg("--model")
+            .arg(&shop.model)
+            .arg("--no-first-start")
+            .env("DATABASE_URL", &shop.url)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        if round == 0 {
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let line = lines.next().unwrap().unwrap();
+            key = line
+                .strip_prefix("storefront key: ")
+                .expect(&line)
+                .to_owned();
+            // Read the admin key line too: a closed pipe would fail serve's next print.
+            lines.next().unwrap().unwrap();
+        }
+        let start = Instant::now();
+        while try_http(port, "GET", "/readyz", "", "").map(|r| r.0).ok() != Some(200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Retry what had no answer: it is stored once whether or not it got in before.
+        for (path, body, ids) in std::mem::take(&mut pending) {
+            let (s, _, text) = try_http(port, "POST", &path, &key, &body).unwrap();
+            assert!(s == 202 || s == 201 || s == 200, "{s} {text}");
+            if path == "/v1/orders" {
+                acked_orders.extend(ids);
+            } else {
+                acked_events.extend(ids);
+            }
+        }
+        // A killer at a random moment while writes go on.
+        let pid = child.id().to_string();
+        let dead = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&dead);
+        let delay = Duration::from_millis(30 + rng.index(300) as u64);
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+            flag.store(true, Ordering::SeqCst);
+        });
+        loop {
+            next += 1;
+            let (path, body, ids) = if next.is_multiple_of(5) {
+                let id = format!("crash-order-{next}");
+                let body = format!(
+                    r#"{{"order_id": "{id}", "user_id": "u3", "lines": [{{"item_id": "b1", "quantity": 2}}]}}"#
+                );
+                ("/v1/orders".to_owned(), body, vec![id])
+            } else {
+                let ids: Vec<String> = (0..50).map(|j| format!("crash-{next}-{j}")).collect();
+                let events: Vec<String> = ids
+                    .iter()
+                    .map(|id| {
+                        format!(
+                            r#"{{"event_id": "{id}", "user_id": "crash-user", "item_id": "a1", "kind": "view"}}"#
+                        )
+                    })
+                    .collect();
+                let body = format!(r#"{{"events": [{}]}}"#, events.join(","));
+                ("/v1/events".to_owned(), body, ids)
+            };
+            match try_http(port, "POST", &path, &key, &body) {
+                Ok((s, _, _)) if s == 202 || s == 201 => {
+                    if path == "/v1/orders" {
+                        acked_orders.extend(ids);
+                    } else {
+                        acked_events.extend(ids);
+                    }
+                }
+                Ok((s, _, text)) => panic!("{path}: {s} {text}"),
+                Err(_) => {
+                    pending.push((path, body, ids));
+                    break;
+                }
+            }
+            if dead.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        killer.join().unwrap();
+        let _ = child.wait();
+    }
+    // The last unanswered write is still pending: send it to a final server, then count.
+    let port = free_port();
+    let _last = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_serve"))
+            .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
+            .args(["--admin-addr", &format!("127.0.0.1:{}", free_port())])
+            .arg("--model")
+            .arg(&shop.model)
+            .env("DATABASE_URL", &shop.url)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while try_http(port, "GET", "/readyz", "", "").map(|r| r.0).ok() != Some(200) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (path, body, ids) in std::mem::take(&mut pending) {
+        let (s, _, _) = try_http(port, "POST", &path, &key, &body).unwrap();
+        assert!((200..=202).contains(&s), "{s}");
+        if path == "/v1/orders" {
+            acked_orders.extend(ids);
+        } else {
+            acked_events.extend(ids);
+        }
+    }
+    let (stored_events, stored_orders) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = marquee_store::Store::open(&shop.url).await.unwrap();
+        let user = marquee_domain::UserId::new("crash-user").unwrap();
+        let events = store.events_of_user(&user, u32::MAX).await.unwrap();
+        let mut orders = Vec::new();
+        for id in &acked_orders {
+            let o = store
+                .order(&marquee_domain::OrderId::new(id.as_str()).unwrap())
+                .await
+                .unwrap();
+            orders.push(o.is_some());
+        }
+        (
+            events
+                .iter()
+                .map(|e| e.id.as_str().to_owned())
+                .collect::<Vec<_>>(),
+            orders,
+        )
+    });
+    let stored: std::collections::HashSet<&str> =
+        stored_events.iter().map(String::as_str).collect();
+    assert_eq!(
+        stored.len(),
+        stored_events.len(),
+        "an event is stored twice"
+    );
+    let missing: Vec<&String> = acked_events
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert!(
+        stored_orders.iter().all(|found| *found),
+        "an acknowledged order was lost"
+    );
+    let acked: std::collections::HashSet<&str> = acked_events.iter().map(String::as_str).collect();
+    assert_eq!(
+        acked.len(),
+        acked_events.len(),
+        "each batch was acknowledged once"
+    );
+    assert!(
+        acked_events.len() >= kills * 50,
+        "{} events acknowledged",
+        acked_events.len()
+    );
+    eprintln!(
+        "{kills} kills: {} events and {} orders acknowledged, all found once ({} events stored)",
+        acked_events.len(),
+        acked_orders.len(),
+        stored_events.len()
+    );
 }
