@@ -69,6 +69,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Background jobs (retrain, segments) and the tools they run.
     pub jobs: Arc<jobs::Jobs>,
+    /// Requests per key and second (0: no limit).
+    limiter: Arc<RateLimiter>,
     pub tools: jobs::Tools,
 }
 
@@ -89,7 +91,18 @@ impl AppState {
             metrics: Arc::default(),
             jobs: Arc::default(),
             tools: jobs::Tools::beside_current_exe(marquee_store::DEFAULT_DATABASE_URL),
+            limiter: Arc::default(),
         }
+    }
+
+    /// Limits every key to `per_second` requests per second (0: no limit); requests over it
+    /// get `429 rate_limited` with `Retry-After`.
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.limiter = Arc::new(RateLimiter {
+            limit: per_second,
+            windows: Default::default(),
+        });
+        self
     }
 
     /// Where the `train` and `segments` tools are and which store they read.
@@ -166,12 +179,67 @@ impl AppState {
     }
 }
 
+/// Fixed one-second windows of requests per key.
+#[derive(Debug, Default)]
+struct RateLimiter {
+    limit: u32,
+    windows: std::sync::RwLock<HashMap<String, Arc<Window>>>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    second: std::sync::atomic::AtomicU64,
+    count: std::sync::atomic::AtomicU32,
+}
+
+impl RateLimiter {
+    /// Counts a request of `key`; `Err(seconds to wait)` when over the limit.
+    fn check(&self, key: &str) -> Result<(), u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let known = self.windows.read().ok().and_then(|w| w.get(key).cloned());
+        let window = match known {
+            Some(w) => w,
+            None => {
+                let Ok(mut all) = self.windows.write() else {
+                    return Ok(());
+                };
+                if all.len() > 10_000 {
+                    all.retain(|_, w| w.second.load(Relaxed) + 1 >= now);
+                }
+                all.entry(key.to_owned()).or_default().clone()
+            }
+        };
+        let second = window.second.load(Relaxed);
+        if second != now
+            && window
+                .second
+                .compare_exchange(second, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            window.count.store(0, Relaxed);
+        }
+        if window.count.fetch_add(1, Relaxed) < self.limit {
+            Ok(())
+        } else {
+            Err(1)
+        }
+    }
+}
+
 /// An error answer: a status, a stable code and a message naming the problem.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -180,6 +248,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -200,7 +269,13 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -257,8 +332,19 @@ pub(crate) async fn authorize(
                 "the Authorization header must be `Bearer <key>`",
             )
         })?;
-    match state.role_of(key.trim()).await {
-        Ok(Some(r)) if r == role => Ok(()),
+    let key = key.trim();
+    match state.role_of(key).await {
+        Ok(Some(r)) if r == role => state.limiter.check(key).map_err(|wait| ApiError {
+            retry_after: Some(wait),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this key sent more than {} requests in a second; retry after {wait} s",
+                    state.limiter.limit
+                ),
+            )
+        }),
         Ok(Some(r)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_key",

@@ -1397,3 +1397,53 @@ async fn openapi_matches_the_routes() {
         assert!(doc["components"][kind][name].is_object(), "{target}");
     }
 }
+
+/// A key over its per-second limit gets 429 with Retry-After; another key is not affected.
+#[tokio::test]
+async fn rate_limit_per_key() {
+    let f = fixture().await;
+    let state = f.state.clone().with_rate_limit(3);
+    let router = storefront_router(state.clone());
+    let other = f
+        .store
+        .create_api_key(ApiKeyRole::Storefront, "other")
+        .await
+        .unwrap()
+        .key;
+    let send = |key: String| {
+        let router = router.clone();
+        async move {
+            let req = Request::builder()
+                .uri("/v1/categories")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap();
+            router.oneshot(req).await.unwrap()
+        }
+    };
+    let mut limited = 0;
+    for _ in 0..10 {
+        let res = send(f.storefront.clone()).await;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(res.headers()["retry-after"], "1");
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(error_code(&v), "rate_limited");
+            limited += 1;
+        } else {
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+    }
+    // Ten requests span at most two one-second windows: at most six pass.
+    assert!(limited >= 4, "{limited} of 10 limited");
+    assert_eq!(
+        send(other).await.status(),
+        StatusCode::OK,
+        "keys are limited apart"
+    );
+    // Without a limit (the default) nothing is refused.
+    for _ in 0..10 {
+        let (s, _) = call(&f, "GET", "/v1/categories", Some(&f.storefront), None).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+}

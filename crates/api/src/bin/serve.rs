@@ -41,6 +41,10 @@ struct Cli {
     /// users, orders or events); ignored if the folder does not exist.
     #[arg(long, default_value = "notebooks-data/demo-store")]
     seed: PathBuf,
+    /// Requests per API key and second; more get `429 rate_limited` with `Retry-After`.
+    /// 0: no limit.
+    #[arg(long, env = "MARQUEE_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
     /// Neither seed an empty store nor fit a first model when --model has none: fail instead.
     #[arg(long)]
     no_first_start: bool,
@@ -95,7 +99,9 @@ async fn run(cli: Cli) -> Result<()> {
     if let Some(dir) = cli.tools_dir {
         tools.dir = dir;
     }
-    let state = AppState::new(Arc::new(engine), store).with_tools(tools);
+    let state = AppState::new(Arc::new(engine), store)
+        .with_tools(tools)
+        .with_rate_limit(cli.rate_limit);
     state
         .refresh_fresh_users()
         .await
