@@ -736,3 +736,20 @@ pub(crate) async fn revoke_key(
     tracing::info!(%prefix, "API key revoked");
     Ok(Json(serde_json::json!({"prefix": prefix, "revoked": n})).into_response())
 }
+
+/// `GET /v1/admin/audit?limit`: the newest admin actions, newest first.
+pub(crate) async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<LimitQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, ApiKeyRole::Admin).await?;
+    let Query(q) = query?;
+    let limit = check_limit(q.limit, 100)?;
+    let entries = state
+        .store
+        .audit_log(limit)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({"entries": entries})).into_response())
+}

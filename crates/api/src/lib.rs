@@ -427,7 +427,9 @@ pub fn admin_router(state: AppState) -> Router {
             "/v1/admin/keys",
             get(catalog::list_keys).post(catalog::create_key),
         )
-        .route("/v1/admin/keys/{prefix}", delete(catalog::revoke_key));
+        .route("/v1/admin/keys/{prefix}", delete(catalog::revoke_key))
+        .route("/v1/admin/audit", get(catalog::audit_log))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit));
     with_common_layers(router, state)
 }
 
@@ -635,6 +637,35 @@ async fn segment_members(
         "members": page,
     }))
     .into_response())
+}
+
+/// Writes every changing admin request (not GET or HEAD), refused ones included, to the
+/// audit log: the key's prefix, the method and path, the answer's status.
+async fn audit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    let key_prefix = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map_or_else(|| "-".to_owned(), |k| k.trim().chars().take(14).collect());
+    let response = next.run(request).await;
+    let entry = marquee_store::AuditEntry {
+        at: chrono::Utc::now(),
+        key_prefix,
+        method: method.to_string(),
+        path,
+        status: response.status().as_u16(),
+    };
+    tracing::info!(key = %entry.key_prefix, method = %entry.method, path = %entry.path, status = entry.status, "admin action");
+    if let Err(e) = state.store.record_audit(&entry).await {
+        tracing::warn!("writing the audit log failed: {e}");
+    }
+    response
 }
 
 /// Times every request, answers `503 timeout` after [`REQUEST_TIMEOUT`], and counts it under

@@ -1447,3 +1447,60 @@ async fn rate_limit_per_key() {
         assert_eq!(s, StatusCode::OK);
     }
 }
+
+/// Changing admin requests, refused ones too, are written to the audit log with the key's
+/// prefix (never the key); reads are not.
+#[tokio::test]
+async fn admin_actions_are_audited() {
+    let f = fixture().await;
+    let admin = Fixture {
+        router: marquee_api::admin_router(f.state.clone()),
+        ..fixture_with(&f)
+    };
+    let ak = Some(f.admin.as_str());
+    let (s, _) = call(
+        &admin,
+        "PUT",
+        "/v1/admin/users/c9",
+        ak,
+        Some(r#"{"marketing_consent": true}"#),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &admin,
+        "DELETE",
+        "/v1/admin/items/a3",
+        Some(&f.storefront),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(&admin, "GET", "/v1/admin/users/c9", ak, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&admin, "GET", "/v1/admin/audit", ak, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{v}");
+    assert_eq!(
+        (
+            entries[0]["method"].as_str(),
+            entries[0]["path"].as_str(),
+            entries[0]["status"].as_u64()
+        ),
+        (Some("DELETE"), Some("/v1/admin/items/a3"), Some(403))
+    );
+    assert_eq!(entries[0]["key_prefix"], &f.storefront[..14]);
+    assert_eq!(
+        (
+            entries[1]["method"].as_str(),
+            entries[1]["status"].as_u64(),
+            entries[1]["key_prefix"].as_str()
+        ),
+        (Some("PUT"), Some(200), Some(&f.admin[..14]))
+    );
+    assert!(
+        !v.to_string().contains(&f.admin),
+        "the key itself is never logged"
+    );
+}

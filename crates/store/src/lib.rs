@@ -91,6 +91,18 @@ pub struct ItemQuery<'a> {
     pub include_out_of_stock: bool,
 }
 
+/// One admin action of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    /// The acting key's prefix (the key itself is never stored).
+    pub key_prefix: String,
+    pub method: String,
+    pub path: String,
+    /// The answer's HTTP status.
+    pub status: u16,
+}
+
 /// An API key as listings show it: never the key itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApiKeyInfo {
@@ -438,6 +450,20 @@ impl Store {
     pub async fn users_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
         match &self.backend {
             Backend::Sqlite(s) => s.users_page(after, limit).await,
+        }
+    }
+
+    /// Appends an admin action to the audit log.
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.record_audit(entry).await,
+        }
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.audit_log(limit).await,
         }
     }
 

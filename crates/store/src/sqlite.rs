@@ -3,8 +3,8 @@
 
 use crate::kpis::{CustomersRow, DateRange, Funnel, Period, ProductRow, RankBy, RevenueRow};
 use crate::{
-    ApiKeyInfo, ApiKeyRole, Counts, Error, EventsInserted, ItemQuery, NewApiKey, Result,
-    SegmentMember, SegmentRun,
+    ApiKeyInfo, ApiKeyRole, AuditEntry, Counts, Error, EventsInserted, ItemQuery, NewApiKey,
+    Result, SegmentMember, SegmentRun,
 };
 use chrono::{DateTime, Utc};
 use marquee_domain::{
@@ -1098,6 +1098,43 @@ impl SqliteStore {
                     label: r.try_get(2)?,
                     created_at: from_ms(r.try_get(3)?)?,
                     revoked_at: r.try_get::<Option<i64>, _>(4)?.map(from_ms).transpose()?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl SqliteStore {
+    pub(crate) async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, key_prefix, method, path, status) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(ms(entry.at))
+        .bind(&entry.key_prefix)
+        .bind(&entry.method)
+        .bind(&entry.path)
+        .bind(i64::from(entry.status))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT at, key_prefix, method, path, status FROM audit_log ORDER BY id DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: from_ms(r.try_get(0)?)?,
+                    key_prefix: r.try_get(1)?,
+                    method: r.try_get(2)?,
+                    path: r.try_get(3)?,
+                    status: u16::try_from(r.try_get::<i64, _>(4)?)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
                 })
             })
             .collect()
