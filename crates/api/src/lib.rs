@@ -782,13 +782,10 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
     // Orders placed since training count as purchases of their items.
     let orders = state
         .store
-        .orders_of_user(&id, 20)
+        .orders_of_user_after(&id, since, 20)
         .await
         .map_err(ApiError::internal)?;
-    for o in orders
-        .iter()
-        .filter(|o| o.created_at > since && !o.status.is_reversal())
-    {
+    for o in orders.iter().filter(|o| !o.status.is_reversal()) {
         for (n, line) in o.lines.iter().enumerate() {
             let Ok(event_id) = EventId::new(format!("order:{}:{n}", o.id.as_str())) else {
                 continue;

@@ -247,7 +247,23 @@ impl Store {
     /// A user's orders, newest first, at most `limit`.
     pub async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>> {
         match &self.backend {
-            Backend::Sqlite(s) => s.orders_of_user(user, limit).await,
+            Backend::Sqlite(s) => s.orders_of_user(user, None, limit).await,
+        }
+    }
+
+    /// A user's orders placed after `after` (exclusive), newest first, at most `limit`: what
+    /// serving folds into a model trained on data up to `after` (one query when there is none).
+    pub async fn orders_of_user_after(
+        &self,
+        user: &UserId,
+        after: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
+        match &self.backend {
+            Backend::Sqlite(s) => {
+                s.orders_of_user(user, Some(after.timestamp_millis()), limit)
+                    .await
+            }
         }
     }
 

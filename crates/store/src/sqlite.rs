@@ -270,12 +270,18 @@ impl SqliteStore {
         Ok(Some(self.order_with_lines(&r).await?))
     }
 
-    pub(crate) async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>> {
+    pub(crate) async fn orders_of_user(
+        &self,
+        user: &UserId,
+        after_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
         let rows = sqlx::query(
-            "SELECT id, user_id, created_at, status FROM orders WHERE user_id = ? \
-             ORDER BY created_at DESC, id DESC LIMIT ?",
+            "SELECT id, user_id, created_at, status FROM orders WHERE user_id = ?1 \
+             AND (?2 IS NULL OR created_at > ?2) ORDER BY created_at DESC, id DESC LIMIT ?3",
         )
         .bind(user.as_str())
+        .bind(after_ms)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
