@@ -14,9 +14,17 @@
 //! | `POST /v1/events` `{events: [...]}` | behaviour events, durable before `202` |
 //! | `GET /metrics` | Prometheus text: requests and latency by route, events ingested, model version (no key) |
 //!
-//! Admin router (`Authorization: Bearer <admin key>`, its own listener): `GET /v1/admin/models`,
-//! `POST /v1/admin/models/{version}/activate` (hot swap), `GET /v1/admin/segments`,
-//! `GET /v1/admin/segments/{name}/members?page&per_page`.
+//! The storefront also serves the catalog (`GET /v1/items`, `/v1/items/{id}`,
+//! `/v1/categories`) and orders (`POST /v1/orders`, `GET /v1/orders/{id}`,
+//! `GET /v1/users/{id}/orders`) (module `catalog`).
+//!
+//! Admin router (`Authorization: Bearer <admin key>`, its own listener): model versions and
+//! activation, segments (members, export, recompute), background jobs (retrain), analytics
+//! (module `admin`), items, orders, users, API keys and the audit log (module `catalog`).
+//!
+//! `GET /openapi.json` on both listeners describes every route ([`OPENAPI`]); a test keeps it
+//! and the routers in step. With [`AppState::with_rate_limit`] every key gets a number of
+//! requests per second (429 with `Retry-After` beyond it).
 //!
 //! Every error is `{"error": {"code", "message"}}` with a 4xx status naming what is wrong;
 //! every recommendation answer carries `model_version`.
