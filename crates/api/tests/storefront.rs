@@ -634,6 +634,27 @@ async fn admin_reads_segments_page_by_page() {
         .map(|m| m["user_id"].as_str().unwrap())
         .collect();
     assert_eq!(users, ["c2", "c3"]);
+    // The answers carry every field the OpenAPI document says they must.
+    let doc: Value = serde_json::from_str(marquee_api::OPENAPI).unwrap();
+    let required = |schema: &Value| -> Vec<String> {
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let page = &doc["components"]["schemas"]["SegmentMembers"];
+    for field in required(page) {
+        assert!(!v[&field].is_null(), "members page lacks {field}");
+    }
+    for field in required(&page["properties"]["members"]["items"]) {
+        assert!(!v["members"][0][&field].is_null(), "member lacks {field}");
+    }
+    let (_, list) = call(&admin, "GET", "/v1/admin/segments", key, None).await;
+    for field in required(&doc["components"]["schemas"]["SegmentRun"]) {
+        assert!(!list["run"][&field].is_null(), "run lacks {field}");
+    }
     let (s, v) = call(&admin, "GET", "/v1/admin/segments/vip/members", key, None).await;
     assert_eq!(
         (s, error_code(&v)),
