@@ -167,7 +167,7 @@ pub(crate) async fn place_order(
             ),
         ));
     }
-    let mut lines = Vec::with_capacity(o.lines.len());
+    let mut ids = Vec::with_capacity(o.lines.len());
     for (n, l) in o.lines.iter().enumerate() {
         if l.quantity == 0 || l.quantity > MAX_QUANTITY {
             return Err(ApiError::bad_request(
@@ -178,12 +178,21 @@ pub(crate) async fn place_order(
                 ),
             ));
         }
-        let iid = item_id(&format!("lines[{n}].item_id"), &l.item_id)?;
-        let item = state
-            .store
-            .item(&iid)
-            .await
-            .map_err(ApiError::internal)?
+        ids.push(item_id(&format!("lines[{n}].item_id"), &l.item_id)?);
+    }
+    // The catalog entries of every line, in one query.
+    let catalog: std::collections::HashMap<String, Item> = state
+        .store
+        .items_by_ids(&ids)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .map(|i| (i.id.as_str().to_owned(), i))
+        .collect();
+    let mut lines = Vec::with_capacity(o.lines.len());
+    for (l, iid) in o.lines.iter().zip(ids) {
+        let item = catalog
+            .get(iid.as_str())
             .filter(|i| !i.hidden)
             .ok_or_else(|| unknown_item(&l.item_id))?;
         let Some(price) = item.price else {

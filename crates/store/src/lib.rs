@@ -436,6 +436,13 @@ impl Store {
         }
     }
 
+    /// The items of `ids` that exist, by id, in one query.
+    pub async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<Item>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.items_by_ids(ids).await,
+        }
+    }
+
     /// Catalog search (see [`ItemQuery`]).
     pub async fn search_items(&self, query: &ItemQuery<'_>) -> Result<Vec<Item>> {
         match &self.backend {

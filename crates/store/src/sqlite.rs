@@ -1146,3 +1146,18 @@ impl SqliteStore {
             .collect()
     }
 }
+
+impl SqliteStore {
+    pub(crate) async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<Item>> {
+        let list = serde_json::to_string(&ids.iter().map(ItemId::as_str).collect::<Vec<_>>())
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(
+            "SELECT id, title, category, genres, price_minor, currency, in_stock, hidden, created_at, attributes \
+             FROM items WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
+        )
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+}
