@@ -427,15 +427,18 @@ pub(crate) async fn export_segment(
         args.push("--include-non-consenting".to_owned());
     }
     let tools = state.tools.clone();
-    let read = file.clone();
+    // The blocking task removes the temporary file itself, so that it goes away even when the
+    // request times out before the export ends.
     let outcome = tokio::task::spawn_blocking(move || {
-        let out = tools.run("segments", &args)?;
-        let bytes = std::fs::read(&read).map_err(|e| format!("reading the export: {e}"))?;
-        Ok::<_, String>((out, bytes))
+        let result = tools.run("segments", &args).and_then(|out| {
+            let bytes = std::fs::read(&file).map_err(|e| format!("reading the export: {e}"))?;
+            Ok::<_, String>((out, bytes))
+        });
+        let _ = std::fs::remove_file(&file);
+        result
     })
     .await
     .map_err(ApiError::internal)?;
-    let _ = std::fs::remove_file(&file);
     let (out, bytes) = outcome.map_err(|message| {
         let status = if message.contains("is not in") {
             StatusCode::SERVICE_UNAVAILABLE
