@@ -303,7 +303,7 @@ pub(crate) async fn retrain(
             return Ok(format!("trained version {latest} (not activated)"));
         }
         engine
-            .swap(&root.join(&latest))
+            .activate(&root.join(&latest))
             .map(|v| format!("trained and activated version {v}"))
             .map_err(|e| format!("trained version {latest} was refused: {e}"))
     });

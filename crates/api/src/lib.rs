@@ -80,6 +80,8 @@ pub struct AppState {
     /// Requests per key and second (0: no limit).
     limiter: Arc<RateLimiter>,
     pub tools: jobs::Tools,
+    /// The store's catalog version the engine's catalog facts were last loaded at (-1: not yet).
+    catalog_seen: Arc<std::sync::atomic::AtomicI64>,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +102,39 @@ impl AppState {
             jobs: Arc::default(),
             tools: jobs::Tools::beside_current_exe(marquee_store::DEFAULT_DATABASE_URL),
             limiter: Arc::default(),
+            catalog_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+        }
+    }
+
+    /// Catches up with what other replicas (or tools) changed in the shared store and model
+    /// folder: reloads the catalog facts when the store's catalog version moved, and swaps in
+    /// the model version the folder's `active` file names when another replica activated one.
+    /// `serve` calls it every second. Errors are for logging; the server keeps what it has.
+    pub async fn follow_shared_changes(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let version = self
+            .store
+            .catalog_version()
+            .await
+            .map_err(|e| format!("reading the catalog version: {e}"))?;
+        if self.catalog_seen.load(Ordering::Acquire) != version {
+            let catalog = self
+                .store
+                .all_items()
+                .await
+                .map_err(|e| format!("reloading the catalog: {e}"))?;
+            self.engine.set_catalog(catalog);
+            self.catalog_seen.store(version, Ordering::Release);
+        }
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.follow_active()).await {
+            Ok(Ok(Some(v))) => {
+                tracing::info!(version = %v, "followed a model activation of another replica");
+                Ok(())
+            }
+            Ok(Ok(None)) => Ok(()),
+            Ok(Err(e)) => Err(format!("following the active model version: {e}")),
+            Err(e) => Err(format!("following the active model version: {e}")),
         }
     }
 
@@ -508,11 +543,16 @@ async fn activate_model(
         ));
     }
     let engine = state.engine.clone();
-    let swapped = tokio::task::spawn_blocking(move || engine.swap(&dir))
+    let swapped = tokio::task::spawn_blocking(move || engine.activate(&dir))
         .await
         .map_err(ApiError::internal)?;
     match swapped {
         Ok(v) => Ok(Json(serde_json::json!({"model_version": v})).into_response()),
+        Err(e @ marquee_engine::Error::Pointer { .. }) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "activation_not_recorded",
+            e.to_string(),
+        )),
         Err(e) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_model",

@@ -82,44 +82,48 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Customers and their orders, for retraining and segments through the admin API: one paid
+/// order of each shop user's four items; even users consent to marketing.
+async fn add_customers(url: &str) {
+    use marquee_domain::{Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus};
+    use marquee_domain::{User, UserId};
+    let store = marquee_store::Store::open(url).await.unwrap();
+    let now = chrono::Utc::now();
+    let mut users = Vec::new();
+    let mut orders = Vec::new();
+    for u in 0..20usize {
+        let id = UserId::new(format!("u{u}")).unwrap();
+        let mut user = User::new(id.clone(), now - chrono::TimeDelta::days(90));
+        user.marketing_consent = u % 2 == 0;
+        users.push(user);
+        let group = if u % 2 == 0 { "a" } else { "b" };
+        orders.push(Order {
+            id: OrderId::new(format!("o{u}")).unwrap(),
+            user: Some(id),
+            created_at: now - chrono::TimeDelta::days(1 + u as i64 * 3),
+            status: OrderStatus::Paid,
+            lines: (0..4)
+                .map(|k| OrderLine {
+                    item: ItemId::new(format!("{group}{}", (u / 2 + k * 3) % 8)).unwrap(),
+                    quantity: 1,
+                    unit_price: Money::new(500 + u as i64, Currency::new("EUR").unwrap()),
+                })
+                .collect(),
+        });
+    }
+    store.upsert_users(&users).await.unwrap();
+    store.put_orders(&orders).await.unwrap();
+}
+
 #[test]
 fn serve_answers_and_learns_from_events() {
     let shop = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(common::shop());
     let (models, url) = (&shop.model, &shop.url);
-    // Customers and their orders, for retraining and segments through the admin API: one
-    // paid order of each shop user's four items; even users consent to marketing.
-    tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use marquee_domain::{Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus};
-        use marquee_domain::{User, UserId};
-        let store = marquee_store::Store::open(url).await.unwrap();
-        let now = chrono::Utc::now();
-        let mut users = Vec::new();
-        let mut orders = Vec::new();
-        for u in 0..20usize {
-            let id = UserId::new(format!("u{u}")).unwrap();
-            let mut user = User::new(id.clone(), now - chrono::TimeDelta::days(90));
-            user.marketing_consent = u % 2 == 0;
-            users.push(user);
-            let group = if u % 2 == 0 { "a" } else { "b" };
-            orders.push(Order {
-                id: OrderId::new(format!("o{u}")).unwrap(),
-                user: Some(id),
-                created_at: now - chrono::TimeDelta::days(1 + u as i64 * 3),
-                status: OrderStatus::Paid,
-                lines: (0..4)
-                    .map(|k| OrderLine {
-                        item: ItemId::new(format!("{group}{}", (u / 2 + k * 3) % 8)).unwrap(),
-                        quantity: 1,
-                        unit_price: Money::new(500 + u as i64, Currency::new("EUR").unwrap()),
-                    })
-                    .collect(),
-            });
-        }
-        store.upsert_users(&users).await.unwrap();
-        store.put_orders(&orders).await.unwrap();
-    });
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(add_customers(url));
     let tools = std::path::Path::new(env!("CARGO_BIN_EXE_serve"))
         .parent()
         .unwrap();
@@ -145,17 +149,7 @@ fn serve_answers_and_learns_from_events() {
         .unwrap();
     // Stops the server if an assertion fails before the SIGTERM below.
     let mut child = KillOnDrop(child);
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = String::new();
-    let mut admin_key = String::new();
-    for _ in 0..2 {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(k) = line.strip_prefix("storefront key: ") {
-            key = k.to_owned();
-        } else {
-            admin_key = line.strip_prefix("admin key: ").expect(&line).to_owned();
-        }
-    }
+    let (key, admin_key) = read_keys(&mut child);
     assert!(key.starts_with("mq_sf_"), "{key}");
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -575,4 +569,235 @@ fn acknowledged_writes_survive_sigkill() {
         acked_orders.len(),
         stored_events.len()
     );
+}
+
+/// The storefront and admin keys a first start prints on standard output.
+fn read_keys(child: &mut KillOnDrop) -> (String, String) {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut key = String::new();
+    let mut admin_key = String::new();
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(k) = line.strip_prefix("storefront key: ") {
+            key = k.to_owned();
+        } else {
+            admin_key = line.strip_prefix("admin key: ").expect(&line).to_owned();
+        }
+    }
+    (key, admin_key)
+}
+
+/// Starts `serve` on `port` and `admin_port` over the store `url` and the model folder `model`,
+/// and waits until it answers. Its standard output is piped (keys are printed there).
+fn spawn_serve(url: &str, model: &std::path::Path, port: u16, admin_port: u16) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_serve"))
+        .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
+        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
+        .arg("--model")
+        .arg(model)
+        .arg("--no-first-start")
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("serve exited early: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+/// Polls `check` every 50 ms until it holds; returns how long that took, or panics after
+/// `limit` with the last value seen.
+fn within(limit: Duration, what: &str, mut check: impl FnMut() -> (bool, Value)) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (done, seen) = check();
+        if done {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not within {limit:?}; last answer {seen}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Two `serve` replicas over one PostgreSQL database and one model folder: an activation
+/// through one is served by the other within 5 s, an event posted to one changes the other's
+/// answer, a catalog edit through one reaches the other, and the admin jobs run `train` and
+/// `segments` against PostgreSQL. Needs `MARQUEE_TEST_POSTGRES_URL` (see `.ci/run`).
+#[test]
+fn two_replicas_share_postgres_and_the_model_folder() {
+    let Some(db) = marquee_store::testing::TestDatabase::postgres() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let shop = rt.block_on(common::shop_in(Some(db.url())));
+    rt.block_on(add_customers(db.url()));
+    // A second version for activation: trained on the other taste pairing.
+    let t0 = chrono::Utc::now().timestamp_millis() - 86_400_000;
+    let rows: Vec<(String, String)> = (0..20)
+        .flat_map(|u| {
+            (0..4).map(move |k| {
+                (
+                    format!("u{u}"),
+                    format!("{}{}", ["b", "a"][u % 2], (u + k) % 8),
+                )
+            })
+        })
+        .collect();
+    let rows: Vec<(&str, &str, f32, i64)> = rows
+        .iter()
+        .map(|(u, i)| (u.as_str(), i.as_str(), 1.0, t0))
+        .collect();
+    common::save_version(&shop.model, "v2", &rows);
+
+    let (port_a, admin_a) = (free_port(), free_port());
+    let mut a = spawn_serve(db.url(), &shop.model, port_a, admin_a);
+    let (key, admin_key) = read_keys(&mut a);
+    let (port_b, admin_b) = (free_port(), free_port());
+    let _b = spawn_serve(db.url(), &shop.model, port_b, admin_b);
+    let recs = |port: u16, user: &str| {
+        http(
+            port,
+            "GET",
+            &format!("/v1/recommendations?user_id={user}&k=3"),
+            &key,
+            "",
+        )
+    };
+
+    // An event posted to A changes B's answer.
+    let (s, before) = recs(port_b, "visitor");
+    assert_eq!(
+        (s, before["basis"].as_str()),
+        (200, Some("cold_start")),
+        "{before}"
+    );
+    let events = r#"{"events": [
+        {"event_id": "r-1", "user_id": "visitor", "item_id": "b2", "kind": "purchase"},
+        {"event_id": "r-2", "user_id": "visitor", "item_id": "b6", "kind": "wishlist"}
+    ]}"#;
+    assert_eq!(http(port_a, "POST", "/v1/events", &key, events).0, 202);
+    let took = within(Duration::from_secs(5), "B folds in A's events", || {
+        let (_, v) = recs(port_b, "visitor");
+        (v["basis"] == "personal", v)
+    });
+    eprintln!("replica B answered from A's events after {took:?}");
+
+    // A catalog edit through A's admin API reaches B's answers.
+    let (_, v) = recs(port_b, "visitor");
+    let first = v["items"][0]["item"].as_str().unwrap().to_owned();
+    let (s, v) = http(
+        admin_a,
+        "DELETE",
+        &format!("/v1/admin/items/{first}"),
+        &admin_key,
+        "",
+    );
+    assert!(s == 200 || s == 204, "{s} {v}");
+    let took = within(
+        Duration::from_secs(5),
+        "B stops recommending the hidden item",
+        || {
+            let (_, v) = recs(port_b, "visitor");
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            (
+                !items.is_empty() && items.iter().all(|i| i["item"] != first.as_str()),
+                v,
+            )
+        },
+    );
+    eprintln!("replica B left out the item hidden through A after {took:?}");
+
+    // An activation through A's admin API: B serves it within 5 s.
+    let (s, v) = http(
+        admin_a,
+        "POST",
+        "/v1/admin/models/v2/activate",
+        &admin_key,
+        "",
+    );
+    assert_eq!((s, v["model_version"].as_str()), (200, Some("v2")), "{v}");
+    let took = within(Duration::from_secs(5), "B serves v2", || {
+        let (_, v) = recs(port_b, "u0");
+        (v["model_version"] == "v2", v)
+    });
+    eprintln!("replica B served the version activated through A after {took:?}");
+    assert_eq!(
+        std::fs::read_to_string(shop.model.join("active")).unwrap(),
+        "v2",
+        "the activation is recorded for restarts"
+    );
+
+    // The admin jobs run the real tools against PostgreSQL; a retrained version activated
+    // through A reaches B too.
+    let wait = |id: u64| -> Value {
+        let mut last = Value::Null;
+        within(Duration::from_secs(120), "the job ends", || {
+            let (_, job) = http(
+                admin_a,
+                "GET",
+                &format!("/v1/admin/jobs/{id}"),
+                &admin_key,
+                "",
+            );
+            last = job.clone();
+            (job["state"] != "running", job)
+        });
+        last
+    };
+    let (s, job) = http(
+        admin_a,
+        "POST",
+        "/v1/admin/jobs/retrain",
+        &admin_key,
+        r#"{"set": ["models=popularity"]}"#,
+    );
+    assert_eq!(s, 202, "{job}");
+    let job = wait(job["id"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let (_, on_a) = recs(port_a, "u0");
+    let retrained = on_a["model_version"].as_str().unwrap().to_owned();
+    assert_ne!(retrained, "v2", "{job}");
+    within(
+        Duration::from_secs(5),
+        "B serves the retrained version",
+        || {
+            let (_, v) = recs(port_b, "u0");
+            (v["model_version"] == retrained.as_str(), v)
+        },
+    );
+    let (s, job) = http(
+        admin_a,
+        "POST",
+        "/v1/admin/segments/recompute",
+        &admin_key,
+        r#"{"k": 2}"#,
+    );
+    assert_eq!(s, 202, "{job}");
+    let job = wait(job["id"].as_u64().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    // Segments computed through A are listed by B (one store).
+    let (s, v) = http(admin_b, "GET", "/v1/admin/segments", &admin_key, "");
+    assert_eq!(s, 200, "{v}");
+    let customers: u64 = v["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["customers"].as_u64().unwrap())
+        .sum();
+    assert_eq!(customers, 20, "{v}");
 }

@@ -19,7 +19,8 @@ use std::time::Duration;
 /// Options every binary shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// Where the store lives: `sqlite://PATH` (created if missing).
+    /// Where the store lives: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (the file or database is created if missing).
     #[arg(long, env = "DATABASE_URL", default_value = marquee_store::DEFAULT_DATABASE_URL)]
     pub database_url: String,
 }
@@ -27,9 +28,12 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// Opens the store, saying which one on failure.
     pub async fn open(&self) -> Result<Store> {
-        Store::open(&self.database_url)
-            .await
-            .with_context(|| format!("opening the store at {}", self.database_url))
+        Store::open(&self.database_url).await.with_context(|| {
+            format!(
+                "opening the store at {}",
+                marquee_store::redact_url(&self.database_url)
+            )
+        })
     }
 }
 

@@ -440,11 +440,25 @@ fn help_explains_and_bad_arguments_say_what_to_fix() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("teleport"));
     let out = Command::new(env!("CARGO_BIN_EXE_data"))
         .args(["stats"])
-        .env("DATABASE_URL", "postgres://localhost/x")
+        .env("DATABASE_URL", "mysql://localhost/x")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite://PATH"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sqlite://PATH") && err.contains("postgres://"),
+        "{err}"
+    );
+    // A PostgreSQL server that is not there: the message names it, without the password.
+    let out = Command::new(env!("CARGO_BIN_EXE_data"))
+        .args(["stats"])
+        .env("DATABASE_URL", "postgres://shop:hunter2@127.0.0.1:1/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("postgres://shop:***@127.0.0.1:1/x"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
     let out = env.data(&["import", "movielens", "/nonexistent/folder"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a folder"));

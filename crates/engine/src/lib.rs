@@ -5,6 +5,8 @@
 //!   `latest`); [`Engine::swap`] loads another one completely and only then replaces the
 //!   active one atomically (requests in flight finish on the model they started with); a
 //!   damaged artifact is refused and the old one keeps serving.
+//! - [`Engine::activate`] swaps a version in and records it in the model folder's `active`
+//!   file; [`Engine::follow_active`], called regularly, swaps in what another replica activated.
 //! - [`Engine::recommend`]: the user's training history plus the events that arrived after
 //!   training (weighted with the model's own [`EventWeights`]) are scored: ALS folds them into
 //!   a fresh user vector (an exact solve of the user's least-squares problem against the item
@@ -50,6 +52,8 @@ pub enum Error {
     UnknownItem(String),
     #[error("k must be between 1 and {MAX_K}, not {0}")]
     BadK(usize),
+    #[error("the active-version file {path}: {message}")]
+    Pointer { path: PathBuf, message: String },
 }
 
 /// Result alias of this crate.
@@ -262,6 +266,9 @@ pub struct Engine {
     state: ArcSwap<State>,
     /// The catalog the item facts were last built from, kept for model swaps.
     catalog: ArcSwap<Vec<Item>>,
+    /// The `active` file contents and modification time last acted on; held while
+    /// activating, so following and activating never interleave.
+    followed: std::sync::Mutex<Option<(String, std::time::SystemTime)>>,
 }
 
 impl Engine {
@@ -272,7 +279,83 @@ impl Engine {
         Ok(Self {
             state: ArcSwap::from_pointee(state),
             catalog: ArcSwap::from_pointee(catalog),
+            followed: std::sync::Mutex::default(),
         })
+    }
+
+    /// Swaps in the model version folder `dir` (see [`Engine::swap`]) and records its name in
+    /// the model folder's `active` file (written beside it and renamed), so that a restart and
+    /// every replica following the folder serve it too. Returns the new version.
+    pub fn activate(&self, dir: &Path) -> Result<String> {
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        let version = self.swap(dir)?;
+        let (Some(root), Some(name)) = (dir.parent(), dir.file_name()) else {
+            return Err(Error::Pointer {
+                path: dir.to_owned(),
+                message: "a model version folder must sit in a model folder".into(),
+            });
+        };
+        let pointer = root.join(marquee_models::artifact::ACTIVE);
+        let fail = |e: std::io::Error| Error::Pointer {
+            path: pointer.clone(),
+            message: format!("cannot write it: {e}; this replica serves {version}, others do not"),
+        };
+        let tmp = root.join(format!(".active.{}", std::process::id()));
+        std::fs::write(&tmp, name.as_encoded_bytes())
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &pointer))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                fail(e)
+            })?;
+        let modified = std::fs::metadata(&pointer)
+            .and_then(|m| m.modified())
+            .map_err(fail)?;
+        *followed = Some((name.to_string_lossy().into_owned(), modified));
+        Ok(version)
+    }
+
+    /// Swaps in the version the model folder's `active` file names when it changed since the
+    /// last look and differs from the one served: how a replica learns of an activation made
+    /// through another. Returns the new version when it swapped; a version that fails to load
+    /// is reported once (until the file is written again) and the current one keeps serving.
+    pub fn follow_active(&self) -> Result<Option<String>> {
+        let dir = self.model_dir();
+        let Some(root) = dir.parent() else {
+            return Ok(None);
+        };
+        let pointer = root.join(marquee_models::artifact::ACTIVE);
+        let fail = |e: std::io::Error| Error::Pointer {
+            path: pointer.clone(),
+            message: format!("cannot read it: {e}"),
+        };
+        let modified = match std::fs::metadata(&pointer) {
+            Ok(m) => m.modified().map_err(fail)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(fail(e)),
+        };
+        let mut followed = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+        let name = std::fs::read_to_string(&pointer)
+            .map_err(fail)?
+            .trim()
+            .to_owned();
+        if followed.as_ref() == Some(&(name.clone(), modified)) {
+            return Ok(None);
+        }
+        *followed = Some((name.clone(), modified));
+        if dir
+            .file_name()
+            .is_some_and(|served| served == name.as_str())
+        {
+            return Ok(None);
+        }
+        if name.is_empty() || name.starts_with('.') || name.contains(['/', '\\']) {
+            return Err(Error::Pointer {
+                path: pointer.clone(),
+                message: format!("{name:?} is not a version name"),
+            });
+        }
+        self.swap(&root.join(&name)).map(Some)
     }
 
     /// Loads the model `path` names and makes it the active one; on any error the current

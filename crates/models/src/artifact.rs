@@ -34,6 +34,9 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA_VERSION: u32 = 1;
 
 const MANIFEST: &str = "manifest.json";
+/// The file of a model name folder naming the version activated through the admin API; it
+/// wins over `latest`, and serving replicas follow it.
+pub const ACTIVE: &str = "active";
 const TENSORS: &str = "model.safetensors";
 const USERS: &str = "users.json";
 const ITEMS: &str = "items.json";
@@ -457,12 +460,18 @@ impl Artifact {
     }
 
     /// The artifact folder `path` names: a version folder (holding manifest.json), or a model
-    /// name folder whose `latest` file names the version.
+    /// name folder whose `active` file (the version activated through the admin API) or else
+    /// `latest` file (the newest trained) names the version.
     pub fn resolve(path: &Path) -> Result<PathBuf, ArtifactError> {
         if path.join(MANIFEST).is_file() {
             return Ok(path.to_owned());
         }
-        let latest = path.join("latest");
+        let active = path.join(ACTIVE);
+        let latest = if active.is_file() {
+            active
+        } else {
+            path.join("latest")
+        };
         if latest.is_file() {
             let version = std::fs::read_to_string(&latest)
                 .map_err(|e| fail(&latest, format!("cannot read: {e}")))?;

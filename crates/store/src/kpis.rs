@@ -23,16 +23,6 @@ pub enum Period {
     Month,
 }
 
-impl Period {
-    /// The SQLite `strftime` format of the period key.
-    pub(crate) fn format(self) -> &'static str {
-        match self {
-            Self::Day => "%Y-%m-%d",
-            Self::Month => "%Y-%m",
-        }
-    }
-}
-
 impl std::str::FromStr for Period {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -1,10 +1,11 @@
 //! Persistence of the catalog, customers, orders, behaviour events and API keys.
 //!
 //! [`Store`] is the one interface the rest of the engine uses; which database sits behind it
-//! is chosen by the `DATABASE_URL` it is opened with. SQLite (`sqlite://PATH`, one file in WAL
-//! mode, created and migrated on open) is the embedded default; a PostgreSQL backend is meant
-//! to follow behind the same methods, which is why the backend is an enum dispatched here and
-//! every method speaks in domain types, never in SQL rows.
+//! is chosen by the `DATABASE_URL` it is opened with: SQLite (`sqlite://PATH`, one file in WAL
+//! mode, created and migrated on open) is the embedded default; PostgreSQL
+//! (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`, migrated on open) serves several replicas.
+//! Both run the same queries ([`sql`]); the backend is an enum dispatched here, and every
+//! method speaks in domain types, never in SQL rows.
 //!
 //! Writes are durable when a method returns (`synchronous = FULL`). Event inserts are
 //! idempotent on `event_id`. Large loads go through [`Import`], one transaction that either
@@ -15,8 +16,11 @@
 
 mod keys;
 pub mod kpis;
+mod postgres;
 mod segments;
+mod sql;
 mod sqlite;
+pub mod testing;
 
 use marquee_domain::{
     Event, EventKind, Item, ItemId, Order, OrderId, OrderStatus, Timestamp, User, UserId,
@@ -25,6 +29,11 @@ use marquee_domain::{
 
 pub use keys::{ApiKeyRole, NewApiKey};
 pub use segments::{SegmentMember, SegmentRun};
+
+/// `url` with its password (if any) replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    postgres::redact(url)
+}
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://marquee.db";
@@ -128,6 +137,7 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
 }
 
 /// One all-or-nothing bulk write: everything added is committed together by
@@ -138,11 +148,34 @@ pub struct Import {
 
 enum ImportInner {
     Sqlite(sqlite::SqliteImport),
+    Postgres(postgres::PostgresImport),
+}
+
+/// Calls the same method on whichever backend `$on` holds.
+macro_rules! dispatch {
+    ($on:expr, $b:ident => $call:expr) => {
+        match $on {
+            Backend::Sqlite($b) => $call,
+            Backend::Postgres($b) => $call,
+        }
+    };
+}
+
+/// Calls the same method on whichever backend's import `$on` holds.
+macro_rules! dispatch_import {
+    ($on:expr, $i:ident => $call:expr) => {
+        match $on {
+            ImportInner::Sqlite($i) => $call,
+            ImportInner::Postgres($i) => $call,
+        }
+    };
 }
 
 impl Store {
     /// Opens (and creates and migrates, if needed) the store named by a `DATABASE_URL`:
-    /// `sqlite://PATH` (relative or absolute path; `sqlite::memory:` for a throwaway store).
+    /// `sqlite://PATH` (relative or absolute path; `sqlite::memory:` for a throwaway store) or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (the database must exist; its tables are
+    /// created on first open).
     pub async fn open(url: &str) -> Result<Self> {
         if let Some(rest) = url.strip_prefix("sqlite:") {
             let path = rest.strip_prefix("//").unwrap_or(rest);
@@ -158,31 +191,31 @@ impl Store {
                 backend: Backend::Sqlite(backend),
             });
         }
-        let reason = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            "the PostgreSQL backend is not available yet; use sqlite://PATH".to_owned()
-        } else {
-            "expected sqlite://PATH".to_owned()
-        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let backend = postgres::PostgresStore::open(url).await?;
+            return Ok(Self {
+                backend: Backend::Postgres(backend),
+            });
+        }
         Err(Error::Url {
-            url: url.into(),
-            reason,
+            url: postgres::redact(url),
+            reason: "expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE".into(),
         })
     }
 
     /// Starts an all-or-nothing bulk write.
     pub async fn begin_import(&self) -> Result<Import> {
-        Ok(match &self.backend {
-            Backend::Sqlite(s) => Import {
-                inner: ImportInner::Sqlite(s.begin_import().await?),
+        Ok(Import {
+            inner: match &self.backend {
+                Backend::Sqlite(s) => ImportInner::Sqlite(s.begin_import().await?),
+                Backend::Postgres(s) => ImportInner::Postgres(s.begin_import().await?),
             },
         })
     }
 
     /// Counts of users, items, orders, events and ratings.
     pub async fn counts(&self) -> Result<Counts> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.counts().await,
-        }
+        dispatch!(&self.backend, s => s.counts().await)
     }
 
     /// Inserts or replaces catalog items (validated first; all or none).
@@ -218,37 +251,27 @@ impl Store {
 
     /// One item by id.
     pub async fn item(&self, id: &ItemId) -> Result<Option<Item>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.item(id).await,
-        }
+        dispatch!(&self.backend, s => s.item(id).await)
     }
 
     /// Items in id order, after `after` (keyset paging), at most `limit`.
     pub async fn items(&self, after: Option<&ItemId>, limit: u32) -> Result<Vec<Item>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.items(after, limit).await,
-        }
+        dispatch!(&self.backend, s => s.items(after, limit).await)
     }
 
     /// One user by id.
     pub async fn user(&self, id: &UserId) -> Result<Option<User>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.user(id).await,
-        }
+        dispatch!(&self.backend, s => s.user(id).await)
     }
 
     /// One order with its lines.
     pub async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.order(id).await,
-        }
+        dispatch!(&self.backend, s => s.order(id).await)
     }
 
     /// A user's orders, newest first, at most `limit`.
     pub async fn orders_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Order>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.orders_of_user(user, None, limit).await,
-        }
+        dispatch!(&self.backend, s => s.orders_of_user(user, None, limit).await)
     }
 
     /// A user's orders placed after `after` (exclusive), newest first, at most `limit`: what
@@ -259,26 +282,18 @@ impl Store {
         after: Timestamp,
         limit: u32,
     ) -> Result<Vec<Order>> {
-        match &self.backend {
-            Backend::Sqlite(s) => {
-                s.orders_of_user(user, Some(after.timestamp_millis()), limit)
-                    .await
-            }
-        }
+        dispatch!(&self.backend, s => s.orders_of_user(user, Some(after.timestamp_millis()), limit)
+                    .await)
     }
 
     /// Changes an order's status; false if there is no such order.
     pub async fn set_order_status(&self, id: &OrderId, status: OrderStatus) -> Result<bool> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.set_order_status(id, status).await,
-        }
+        dispatch!(&self.backend, s => s.set_order_status(id, status).await)
     }
 
     /// A user's most recent events, newest first, at most `limit`.
     pub async fn events_of_user(&self, user: &UserId, limit: u32) -> Result<Vec<Event>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.events_of_user(user, i64::MIN, limit).await,
-        }
+        dispatch!(&self.backend, s => s.events_of_user(user, i64::MIN, limit).await)
     }
 
     /// Users with events stored after the event sequence number `after_seq` and timed after
@@ -289,12 +304,8 @@ impl Store {
         after_seq: i64,
         after: Timestamp,
     ) -> Result<(Vec<String>, i64)> {
-        match &self.backend {
-            Backend::Sqlite(s) => {
-                s.users_with_events_after(after_seq, after.timestamp_millis())
-                    .await
-            }
-        }
+        dispatch!(&self.backend, s => s.users_with_events_after(after_seq, after.timestamp_millis())
+                    .await)
     }
 
     /// A user's events after `after` (exclusive), newest first, at most `limit`: what serving
@@ -305,12 +316,8 @@ impl Store {
         after: Timestamp,
         limit: u32,
     ) -> Result<Vec<Event>> {
-        match &self.backend {
-            Backend::Sqlite(s) => {
-                s.events_of_user(user, after.timestamp_millis(), limit)
-                    .await
-            }
-        }
+        dispatch!(&self.backend, s => s.events_of_user(user, after.timestamp_millis(), limit)
+                    .await)
     }
 
     /// Streams every event in insertion order to `each`, in pages (for feature pipelines and
@@ -320,23 +327,17 @@ impl Store {
         kinds: Option<&[EventKind]>,
         mut each: impl FnMut(Event) -> Result<()>,
     ) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.for_each_event(kinds, &mut each).await,
-        }
+        dispatch!(&self.backend, s => s.for_each_event(kinds, &mut each).await)
     }
 
     /// Streams every order with its lines to `each`, in id order and in pages.
     pub async fn for_each_order(&self, mut each: impl FnMut(Order) -> Result<()>) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.for_each_order(&mut each).await,
-        }
+        dispatch!(&self.backend, s => s.for_each_order(&mut each).await)
     }
 
     /// Every user (for exports that join consent and email).
     pub async fn all_users(&self) -> Result<Vec<User>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.all_users().await,
-        }
+        dispatch!(&self.backend, s => s.all_users().await)
     }
 
     /// Every catalog item.
@@ -354,23 +355,17 @@ impl Store {
 
     /// Stores a segmentation run and its members in one transaction.
     pub async fn save_segments(&self, run: &SegmentRun, members: &[SegmentMember]) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.save_segments(run, members).await,
-        }
+        dispatch!(&self.backend, s => s.save_segments(run, members).await)
     }
 
     /// The newest segmentation run, if any.
     pub async fn latest_segment_run(&self) -> Result<Option<SegmentRun>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.latest_segment_run().await,
-        }
+        dispatch!(&self.backend, s => s.latest_segment_run().await)
     }
 
     /// Per segment of a run: (segment, customers, net revenue in minor units), by name.
     pub async fn segment_sizes(&self, version: &str) -> Result<Vec<(String, u64, i64)>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.segment_sizes(version).await,
-        }
+        dispatch!(&self.backend, s => s.segment_sizes(version).await)
     }
 
     /// Members of a run, by user id; only those of `segment` if given.
@@ -391,9 +386,7 @@ impl Store {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<SegmentMember>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.segment_members(version, segment, offset, limit).await,
-        }
+        dispatch!(&self.backend, s => s.segment_members(version, segment, offset, limit).await)
     }
 
     /// Valid orders and net revenue per day or month in `range`, oldest first.
@@ -402,9 +395,7 @@ impl Store {
         period: kpis::Period,
         range: kpis::DateRange,
     ) -> Result<Vec<kpis::RevenueRow>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.revenue_by_period(period, range).await,
-        }
+        dispatch!(&self.backend, s => s.revenue_by_period(period, range).await)
     }
 
     /// The `limit` items with the most net revenue (or units) in `range`.
@@ -414,16 +405,12 @@ impl Store {
         by: kpis::RankBy,
         limit: u32,
     ) -> Result<Vec<kpis::ProductRow>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.top_products(range, by, limit).await,
-        }
+        dispatch!(&self.backend, s => s.top_products(range, by, limit).await)
     }
 
     /// The view → add_to_cart → purchase funnel of the events in `range`.
     pub async fn funnel(&self, range: kpis::DateRange) -> Result<kpis::Funnel> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.funnel(range).await,
-        }
+        dispatch!(&self.backend, s => s.funnel(range).await)
     }
 
     /// New and returning customers per month (months of `range`), oldest first.
@@ -431,30 +418,28 @@ impl Store {
         &self,
         range: kpis::DateRange,
     ) -> Result<Vec<kpis::CustomersRow>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.new_vs_returning(range).await,
-        }
+        dispatch!(&self.backend, s => s.new_vs_returning(range).await)
     }
 
     /// The items of `ids` that exist, by id, in one query.
     pub async fn items_by_ids(&self, ids: &[ItemId]) -> Result<Vec<Item>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.items_by_ids(ids).await,
-        }
+        dispatch!(&self.backend, s => s.items_by_ids(ids).await)
     }
 
     /// Catalog search (see [`ItemQuery`]).
     pub async fn search_items(&self, query: &ItemQuery<'_>) -> Result<Vec<Item>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.search_items(query).await,
-        }
+        dispatch!(&self.backend, s => s.search_items(query).await)
+    }
+
+    /// A number that changes whenever the catalog is written (by any process): poll it to
+    /// know when to reload catalog facts.
+    pub async fn catalog_version(&self) -> Result<i64> {
+        dispatch!(&self.backend, s => s.catalog_version().await)
     }
 
     /// Categories of visible items with their item counts, by name.
     pub async fn categories(&self) -> Result<Vec<(String, u64)>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.categories().await,
-        }
+        dispatch!(&self.backend, s => s.categories().await)
     }
 
     /// Orders, newest first, optionally of one status, skipping `offset`.
@@ -464,68 +449,50 @@ impl Store {
         offset: u64,
         limit: u32,
     ) -> Result<Vec<Order>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.recent_orders(status, offset, limit).await,
-        }
+        dispatch!(&self.backend, s => s.recent_orders(status, offset, limit).await)
     }
 
     /// Users by id after `after`, at most `limit`.
     pub async fn users_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.users_page(after, limit).await,
-        }
+        dispatch!(&self.backend, s => s.users_page(after, limit).await)
     }
 
     /// Appends an admin action to the audit log.
     pub async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.record_audit(entry).await,
-        }
+        dispatch!(&self.backend, s => s.record_audit(entry).await)
     }
 
     /// The newest `limit` audit entries, newest first.
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.audit_log(limit).await,
-        }
+        dispatch!(&self.backend, s => s.audit_log(limit).await)
     }
 
     /// Every API key (revoked ones too), oldest first, without the keys themselves.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.list_api_keys().await,
-        }
+        dispatch!(&self.backend, s => s.list_api_keys().await)
     }
 
     /// Creates an API key for `role` and returns it in clear text: the only time it is seen.
     pub async fn create_api_key(&self, role: ApiKeyRole, label: &str) -> Result<NewApiKey> {
         let key = NewApiKey::generate(role)?;
-        match &self.backend {
-            Backend::Sqlite(s) => s.insert_api_key(&key, label).await?,
-        }
+        dispatch!(&self.backend, s => s.insert_api_key(&key, label).await?);
         Ok(key)
     }
 
     /// The role of a presented key, or `None` for an unknown or revoked key.
     pub async fn verify_api_key(&self, key: &str) -> Result<Option<ApiKeyRole>> {
         let hash = keys::hash_key(key);
-        match &self.backend {
-            Backend::Sqlite(s) => s.api_key_role(&hash).await,
-        }
+        dispatch!(&self.backend, s => s.api_key_role(&hash).await)
     }
 
     /// How many active keys a role has.
     pub async fn count_api_keys(&self, role: ApiKeyRole) -> Result<u64> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.count_api_keys(role).await,
-        }
+        dispatch!(&self.backend, s => s.count_api_keys(role).await)
     }
 
     /// Revokes the active keys whose prefix is `prefix`; returns how many.
     pub async fn revoke_api_key(&self, prefix: &str) -> Result<u64> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.revoke_api_key(prefix).await,
-        }
+        dispatch!(&self.backend, s => s.revoke_api_key(prefix).await)
     }
 }
 
@@ -533,65 +500,49 @@ impl Import {
     /// Inserts items, replacing those already stored (an authoritative catalog).
     pub async fn upsert_items(&mut self, items: &[Item]) -> Result<()> {
         validate_all("item", items, Item::validate)?;
-        match &mut self.inner {
-            ImportInner::Sqlite(i) => i.write_items(items, true).await,
-        }
+        dispatch_import!(&mut self.inner, i => i.write_items(items, true).await)
     }
 
     /// Inserts items that are not stored yet and leaves existing ones untouched (placeholder
     /// catalog entries made from interaction files must not overwrite a real catalog).
     pub async fn ensure_items(&mut self, items: &[Item]) -> Result<()> {
         validate_all("item", items, Item::validate)?;
-        match &mut self.inner {
-            ImportInner::Sqlite(i) => i.write_items(items, false).await,
-        }
+        dispatch_import!(&mut self.inner, i => i.write_items(items, false).await)
     }
 
     /// Inserts users, replacing those already stored.
     pub async fn upsert_users(&mut self, users: &[User]) -> Result<()> {
         validate_all("user", users, User::validate)?;
-        match &mut self.inner {
-            ImportInner::Sqlite(i) => i.write_users(users, true).await,
-        }
+        dispatch_import!(&mut self.inner, i => i.write_users(users, true).await)
     }
 
     /// Inserts users that are not stored yet and leaves existing ones untouched.
     pub async fn ensure_users(&mut self, users: &[User]) -> Result<()> {
         validate_all("user", users, User::validate)?;
-        match &mut self.inner {
-            ImportInner::Sqlite(i) => i.write_users(users, false).await,
-        }
+        dispatch_import!(&mut self.inner, i => i.write_users(users, false).await)
     }
 
     /// Inserts orders or replaces them (with all their lines).
     pub async fn put_orders(&mut self, orders: &[Order]) -> Result<()> {
         validate_all("order", orders, Order::validate)?;
-        match &mut self.inner {
-            ImportInner::Sqlite(i) => i.write_orders(orders).await,
-        }
+        dispatch_import!(&mut self.inner, i => i.write_orders(orders).await)
     }
 
     /// Stores events once per `event_id`.
     pub async fn insert_events(&mut self, events: &[Event]) -> Result<EventsInserted> {
         let now = chrono::Utc::now();
         validate_all("event", events, |e| e.validate(now))?;
-        match &mut self.inner {
-            ImportInner::Sqlite(i) => i.write_events(events).await,
-        }
+        dispatch_import!(&mut self.inner, i => i.write_events(events).await)
     }
 
     /// Makes everything written durable at once.
     pub async fn commit(self) -> Result<()> {
-        match self.inner {
-            ImportInner::Sqlite(i) => i.commit().await,
-        }
+        dispatch_import!(self.inner, i => i.commit().await)
     }
 
     /// Undoes everything written (also what dropping the import does).
     pub async fn rollback(self) -> Result<()> {
-        match self.inner {
-            ImportInner::Sqlite(i) => i.rollback().await,
-        }
+        dispatch_import!(self.inner, i => i.rollback().await)
     }
 }
 

@@ -1,22 +1,59 @@
-//! Store behaviour over a real SQLite file: round trips, idempotent events, all-or-nothing
-//! imports, API keys.
+//! Store behaviour on both backends, one suite: every case runs on a real SQLite file
+//! (`sqlite::`) and on a fresh PostgreSQL database (`postgres::`, when
+//! `MARQUEE_TEST_POSTGRES_URL` names a server; see `marquee_store::testing`): round trips,
+//! idempotent events, all-or-nothing imports, API keys, streaming, KPIs.
 
 use chrono::{TimeZone, Utc};
 use marquee_domain::{
     Actor, Currency, Event, EventId, EventKind, Item, ItemId, Money, Order, OrderId, OrderLine,
     OrderStatus, SessionId, Timestamp, User, UserId,
 };
+use marquee_store::testing::TestDatabase;
 use marquee_store::{ApiKeyRole, Error, EventsInserted, Store};
+
+/// Runs each named `async fn(TestDatabase)` as two tests, one per backend.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::TestDatabase::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    if let Some(db) = super::TestDatabase::postgres() {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    catalog_users_and_orders_round_trip,
+    retried_events_are_stored_once,
+    an_invalid_event_stores_nothing_of_its_batch,
+    a_dropped_import_leaves_nothing_behind,
+    order_lines_must_name_catalog_items,
+    ensure_keeps_the_real_catalog_and_upsert_replaces,
+    data_survives_reopening_and_sessions_are_counted,
+    api_keys_verify_by_role_and_can_be_revoked,
+    every_order_streams_with_its_own_lines,
+    kpis_are_exact_on_hand_made_orders,
+    search_pages_in_byte_order_and_hides_what_it_should,
+    listings_of_orders_users_keys_and_audit,
+    segment_runs_round_trip,
+    new_events_are_found_by_polling,
+);
 
 fn at(day: u32) -> Timestamp {
     Utc.with_ymd_and_hms(2024, 3, day, 10, 0, 0).unwrap()
-}
-
-async fn temp_store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("nested/store.db").display());
-    let store = Store::open(&url).await.unwrap();
-    (dir, store)
 }
 
 fn gbp(minor: i64) -> Money {
@@ -56,9 +93,8 @@ fn view(id: &str, user: &str, item: &str, day: u32) -> Event {
     }
 }
 
-#[tokio::test]
-async fn catalog_users_and_orders_round_trip() {
-    let (_dir, store) = temp_store().await;
+async fn catalog_users_and_orders_round_trip(db: TestDatabase) {
+    let store = db.open().await;
     store.upsert_items(&[item("A"), item("B")]).await.unwrap();
     store.upsert_users(&[user("u1")]).await.unwrap();
     let order = Order {
@@ -133,9 +169,8 @@ async fn catalog_users_and_orders_round_trip() {
     );
 }
 
-#[tokio::test]
-async fn retried_events_are_stored_once() {
-    let (_dir, store) = temp_store().await;
+async fn retried_events_are_stored_once(db: TestDatabase) {
+    let store = db.open().await;
     let batch = vec![view("e1", "u1", "A", 1), view("e2", "u1", "B", 2)];
     let first = store.insert_events(&batch).await.unwrap();
     assert_eq!(
@@ -171,9 +206,8 @@ async fn retried_events_are_stored_once() {
     assert_eq!(recent[1], view("e2", "u1", "B", 2));
 }
 
-#[tokio::test]
-async fn an_invalid_event_stores_nothing_of_its_batch() {
-    let (_dir, store) = temp_store().await;
+async fn an_invalid_event_stores_nothing_of_its_batch(db: TestDatabase) {
+    let store = db.open().await;
     let mut bad = view("e2", "u1", "B", 2);
     bad.kind = EventKind::Rating;
     bad.value = Some(7.0);
@@ -194,9 +228,8 @@ async fn an_invalid_event_stores_nothing_of_its_batch() {
     assert_eq!(store.counts().await.unwrap().events, 0);
 }
 
-#[tokio::test]
-async fn a_dropped_import_leaves_nothing_behind() {
-    let (_dir, store) = temp_store().await;
+async fn a_dropped_import_leaves_nothing_behind(db: TestDatabase) {
+    let store = db.open().await;
     {
         let mut import = store.begin_import().await.unwrap();
         import.upsert_items(&[item("A")]).await.unwrap();
@@ -213,9 +246,8 @@ async fn a_dropped_import_leaves_nothing_behind() {
     assert_eq!(store.counts().await.unwrap().events, 0);
 }
 
-#[tokio::test]
-async fn order_lines_must_name_catalog_items() {
-    let (_dir, store) = temp_store().await;
+async fn order_lines_must_name_catalog_items(db: TestDatabase) {
+    let store = db.open().await;
     let order = Order {
         id: OrderId::new("o1").unwrap(),
         user: None,
@@ -228,9 +260,8 @@ async fn order_lines_must_name_catalog_items() {
     assert_eq!(store.counts().await.unwrap().orders, 0);
 }
 
-#[tokio::test]
-async fn ensure_keeps_the_real_catalog_and_upsert_replaces() {
-    let (_dir, store) = temp_store().await;
+async fn ensure_keeps_the_real_catalog_and_upsert_replaces(db: TestDatabase) {
+    let store = db.open().await;
     store.upsert_items(&[item("A")]).await.unwrap();
     let placeholder = Item::new(ItemId::new("A").unwrap(), "A", "unknown", at(5));
     let mut import = store.begin_import().await.unwrap();
@@ -260,12 +291,9 @@ async fn ensure_keeps_the_real_catalog_and_upsert_replaces() {
     );
 }
 
-#[tokio::test]
-async fn data_survives_reopening_and_sessions_are_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("s.db").display());
+async fn data_survives_reopening_and_sessions_are_counted(db: TestDatabase) {
     {
-        let store = Store::open(&url).await.unwrap();
+        let store = db.open().await;
         let mut anon = view("s1", "u1", "A", 1);
         anon.actor = Actor::Session(SessionId::new("sess-9").unwrap());
         store
@@ -273,7 +301,7 @@ async fn data_survives_reopening_and_sessions_are_counted() {
             .await
             .unwrap();
     }
-    let store = Store::open(&url).await.unwrap();
+    let store = db.open().await;
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.events, counts.sessions), (2, 1));
     let mut seen = Vec::new();
@@ -287,9 +315,8 @@ async fn data_survives_reopening_and_sessions_are_counted() {
     assert_eq!(seen, ["s1", "e1"]);
 }
 
-#[tokio::test]
-async fn api_keys_verify_by_role_and_can_be_revoked() {
-    let (_dir, store) = temp_store().await;
+async fn api_keys_verify_by_role_and_can_be_revoked(db: TestDatabase) {
+    let store = db.open().await;
     let sf = store
         .create_api_key(ApiKeyRole::Storefront, "web")
         .await
@@ -328,9 +355,8 @@ async fn in_memory_store_works() {
     assert_eq!(store.counts().await.unwrap().items, 1);
 }
 
-#[tokio::test]
-async fn every_order_streams_with_its_own_lines() {
-    let (_dir, store) = temp_store().await;
+async fn every_order_streams_with_its_own_lines(db: TestDatabase) {
+    let store = db.open().await;
     store
         .upsert_items(&[item("A"), item("B"), item("C")])
         .await
@@ -366,10 +392,9 @@ async fn every_order_streams_with_its_own_lines() {
 }
 
 /// KPIs on hand-made orders and events whose answers are worked out by hand below.
-#[tokio::test]
-async fn kpis_are_exact_on_hand_made_orders() {
+async fn kpis_are_exact_on_hand_made_orders(db: TestDatabase) {
     use marquee_store::kpis::{DateRange, Period, RankBy};
-    let (_dir, store) = temp_store().await;
+    let store = db.open().await;
     store
         .upsert_items(&[item("a"), item("b"), item("c")])
         .await
@@ -514,4 +539,291 @@ async fn kpis_are_exact_on_hand_made_orders() {
         .await
         .unwrap();
     assert_eq!((empty.viewed, empty.view_to_cart), (0, 0.0));
+}
+
+async fn search_pages_in_byte_order_and_hides_what_it_should(db: TestDatabase) {
+    use marquee_store::ItemQuery;
+    let store = db.open().await;
+    // Ids whose order differs between a byte comparison and a locale's collation.
+    let ids = ["b", "B", "_x", "a-1", "a1", "Z", "é", "ab%"];
+    let mut items: Vec<Item> = ids.iter().map(|id| item(id)).collect();
+    items[0].hidden = true; // "b"
+    items[1].in_stock = false; // "B"
+    items[2].category = "tea".into(); // "_x"
+    items[3].title = "Mug_Deluxe".into(); // "a-1"
+    let before = store.catalog_version().await.unwrap();
+    store.upsert_items(&items).await.unwrap();
+    assert_ne!(
+        store.catalog_version().await.unwrap(),
+        before,
+        "a catalog write is seen"
+    );
+
+    // Paging by `after` in pages of 3 visits every visible, in-stock item once, in the
+    // engine's (Rust's) string order.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .search_items(&ItemQuery {
+                after: after.as_deref(),
+                limit: 3,
+                ..ItemQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|i| i.id.as_str().to_owned());
+        seen.extend(page.into_iter().map(|i| i.id.into_string()));
+    }
+    let mut expected: Vec<String> = ["Z", "_x", "a-1", "a1", "ab%", "é"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    let all = ItemQuery {
+        limit: 100,
+        include_hidden: true,
+        include_out_of_stock: true,
+        ..ItemQuery::default()
+    };
+    assert_eq!(store.search_items(&all).await.unwrap().len(), ids.len());
+    let ids_of = |items: Vec<Item>| -> Vec<String> {
+        items.into_iter().map(|i| i.id.into_string()).collect()
+    };
+    // Text search: case-insensitive, `_` and `%` taken literally.
+    let found = store
+        .search_items(&ItemQuery {
+            text: Some("mug_d"),
+            ..all
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(found), ["a-1"]);
+    let found = store
+        .search_items(&ItemQuery {
+            text: Some("%"),
+            ..all
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(found), ["ab%"]);
+    let found = store
+        .search_items(&ItemQuery {
+            category: Some("tea"),
+            ..all
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids_of(found), ["_x"]);
+    // Categories count visible items only.
+    assert_eq!(
+        store.categories().await.unwrap(),
+        [("mugs".to_owned(), 6), ("tea".to_owned(), 1)]
+    );
+    let wanted = [
+        ItemId::new("é").unwrap(),
+        ItemId::new("nope").unwrap(),
+        ItemId::new("Z").unwrap(),
+    ];
+    assert_eq!(
+        ids_of(store.items_by_ids(&wanted).await.unwrap()),
+        ["Z", "é"]
+    );
+}
+
+async fn listings_of_orders_users_keys_and_audit(db: TestDatabase) {
+    use marquee_store::AuditEntry;
+    let store = db.open().await;
+    store.upsert_items(&[item("A")]).await.unwrap();
+    store
+        .upsert_users(&[user("u1"), user("u2"), user("u3")])
+        .await
+        .unwrap();
+    let order = |id: &str, day: u32, status: OrderStatus| Order {
+        id: OrderId::new(id).unwrap(),
+        user: Some(UserId::new("u1").unwrap()),
+        created_at: at(day),
+        status,
+        lines: vec![OrderLine::from_signed(ItemId::new("A").unwrap(), 1, gbp(100)).unwrap()],
+    };
+    store
+        .put_orders(&[
+            order("o1", 3, OrderStatus::Paid),
+            order("o2", 5, OrderStatus::Placed),
+            order("o3", 4, OrderStatus::Paid),
+        ])
+        .await
+        .unwrap();
+    let ids = |orders: Vec<Order>| -> Vec<String> {
+        orders.into_iter().map(|o| o.id.into_string()).collect()
+    };
+    assert_eq!(
+        ids(store.recent_orders(None, 0, 10).await.unwrap()),
+        ["o2", "o3", "o1"]
+    );
+    assert_eq!(
+        ids(store
+            .recent_orders(Some(OrderStatus::Paid), 1, 10)
+            .await
+            .unwrap()),
+        ["o1"]
+    );
+    let u1 = UserId::new("u1").unwrap();
+    assert_eq!(
+        ids(store.orders_of_user_after(&u1, at(3), 10).await.unwrap()),
+        ["o2", "o3"]
+    );
+    assert!(
+        store
+            .set_order_status(&OrderId::new("o2").unwrap(), OrderStatus::Shipped)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_order_status(&OrderId::new("o9").unwrap(), OrderStatus::Shipped)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(store
+            .recent_orders(Some(OrderStatus::Shipped), 0, 10)
+            .await
+            .unwrap()),
+        ["o2"]
+    );
+
+    let page: Vec<String> = store
+        .users_page(Some("u1"), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id.into_string())
+        .collect();
+    assert_eq!(page, ["u2", "u3"]);
+    assert_eq!(store.all_users().await.unwrap()[0], user("u1"));
+
+    let key = store
+        .create_api_key(ApiKeyRole::Admin, "ops")
+        .await
+        .unwrap();
+    let listed = store.list_api_keys().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].prefix.as_str(), listed[0].label.as_str()),
+        (key.prefix.as_str(), "ops")
+    );
+    assert_eq!(listed[0].revoked_at, None);
+
+    for (n, status) in [(1, 200u16), (2, 404)] {
+        store
+            .record_audit(&AuditEntry {
+                at: at(n),
+                key_prefix: key.prefix.clone(),
+                method: "PUT".into(),
+                path: format!("/v1/admin/items/{n}"),
+                status,
+            })
+            .await
+            .unwrap();
+    }
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[0].path.as_str(), log[0].status, log[0].at),
+        ("/v1/admin/items/2", 404, at(2))
+    );
+}
+
+async fn segment_runs_round_trip(db: TestDatabase) {
+    use marquee_store::{SegmentMember, SegmentRun};
+    let store = db.open().await;
+    assert_eq!(store.latest_segment_run().await.unwrap(), None);
+    let member = |user: &str, segment: &str, monetary: i64| SegmentMember {
+        user_id: user.into(),
+        segment: segment.into(),
+        cluster: 1,
+        recency_days: 12,
+        frequency: 3,
+        monetary_minor: monetary,
+        tenure_days: 200,
+        avg_basket_minor: 1234.5,
+        favourite_category: "mugs".into(),
+        r_score: 4,
+        f_score: 3,
+        m_score: 5,
+    };
+    let run = SegmentRun {
+        version: "seg-1".into(),
+        computed_at: at(10),
+        reference: at(9),
+        k: 2,
+        silhouette: 0.61,
+        clusters: vec!["big spenders".into(), "one-off buyers".into()],
+    };
+    // More members than one multi-row INSERT holds.
+    let members: Vec<SegmentMember> = (0..2_500)
+        .map(|i| {
+            let segment = if i % 5 == 0 { "champions" } else { "at_risk" };
+            member(&format!("u{i:05}"), segment, i64::from(i))
+        })
+        .collect();
+    store.save_segments(&run, &members).await.unwrap();
+    assert_eq!(store.latest_segment_run().await.unwrap(), Some(run));
+    let champions: i64 = (0..2_500).filter(|i| i % 5 == 0).sum();
+    let at_risk: i64 = (0..2_500).filter(|i| i % 5 != 0).sum();
+    assert_eq!(
+        store.segment_sizes("seg-1").await.unwrap(),
+        [
+            ("at_risk".to_owned(), 2_000, at_risk),
+            ("champions".to_owned(), 500, champions)
+        ]
+    );
+    let page = store
+        .segment_members_page("seg-1", Some("champions"), 1, 2)
+        .await
+        .unwrap();
+    assert_eq!(page, [members[5].clone(), members[10].clone()]);
+    assert_eq!(
+        store.segment_members("seg-1", None).await.unwrap().len(),
+        2_500
+    );
+}
+
+async fn new_events_are_found_by_polling(db: TestDatabase) {
+    let store = db.open().await;
+    store
+        .insert_events(&[view("e1", "u1", "A", 1), view("e2", "u2", "A", 5)])
+        .await
+        .unwrap();
+    // Only events timed after the model's data count.
+    let (users, seq) = store.users_with_events_after(0, at(3)).await.unwrap();
+    assert_eq!(users, ["u2"]);
+    assert!(seq >= 2);
+    store
+        .insert_events(&[view("e3", "u3", "B", 6)])
+        .await
+        .unwrap();
+    let (mut users, next) = store.users_with_events_after(seq, at(3)).await.unwrap();
+    users.sort();
+    // u3 is new; a backend may report a user again (PostgreSQL looks back), never miss one.
+    assert!(users.contains(&"u3".to_owned()), "{users:?}");
+    assert!(users.iter().all(|u| u == "u2" || u == "u3"), "{users:?}");
+    assert!(next > seq);
+    let u2 = UserId::new("u2").unwrap();
+    let recent = store.events_of_user_after(&u2, at(3), 10).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0], view("e2", "u2", "A", 5));
+    assert!(
+        store
+            .events_of_user_after(&u2, at(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

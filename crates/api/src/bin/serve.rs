@@ -21,7 +21,8 @@ use std::sync::Arc;
 #[derive(Debug, Parser)]
 #[command(name = "serve", version, about, long_about)]
 struct Cli {
-    /// Where the store lives: `sqlite://PATH` (created if missing).
+    /// Where the store lives: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (the file or database is created if missing).
     #[arg(long, env = "DATABASE_URL", default_value = marquee_store::DEFAULT_DATABASE_URL)]
     database_url: String,
     /// Storefront API address.
@@ -75,9 +76,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let store = Store::open(&cli.database_url)
-        .await
-        .with_context(|| format!("opening the store at {}", cli.database_url))?;
+    let store = Store::open(&cli.database_url).await.with_context(|| {
+        format!(
+            "opening the store at {}",
+            marquee_store::redact_url(&cli.database_url)
+        )
+    })?;
     for role in [ApiKeyRole::Storefront, ApiKeyRole::Admin] {
         if store.count_api_keys(role).await? == 0 {
             let key = store.create_api_key(role, "created on first start").await?;
@@ -113,6 +117,23 @@ async fn run(cli: Cli) -> Result<()> {
             tick.tick().await;
             if let Err(e) = poller.refresh_fresh_users().await {
                 tracing::warn!("polling for new events failed: {e}");
+            }
+        }
+    });
+    let follower = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut last_error = None;
+        loop {
+            tick.tick().await;
+            match follower.follow_shared_changes().await {
+                // The same failure every second is logged once, until it changes or clears.
+                Err(e) if last_error.as_ref() != Some(&e) => {
+                    tracing::warn!("{e}");
+                    last_error = Some(e);
+                }
+                Err(_) => {}
+                Ok(()) => last_error = None,
             }
         }
     });

@@ -1,0 +1,119 @@
+//! The PostgreSQL backend, for shops that outgrow one machine: several `serve` replicas, `train`
+//! and `segments` share one database. Migrations from `migrations/postgres` are applied on open
+//! (PostgreSQL's advisory lock lets replicas start together). The queries are the shared ones
+//! of [`crate::sql`].
+
+use sqlx::postgres::PgConnectOptions;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// `ILIKE` matches case-insensitively, as SQLite's `LIKE` does for ASCII.
+const LIKE: &str = "ILIKE";
+/// PostgreSQL only knows numbered parameters.
+const NUMBERED: bool = true;
+/// The strings of the JSON array bound as `$1`.
+const JSON_IDS: &str = "json_array_elements_text(CAST($1 AS json))";
+/// Event sequence numbers are handed out at insert time, and concurrent transactions commit in
+/// any order, so an event with a lower number can become visible after a higher one was seen.
+/// A poll for new events therefore looks this many numbers back again (re-reporting a user is
+/// harmless); a batch is far smaller than this, so a late commit is not missed.
+const SEQ_MARGIN: i64 = 100_000;
+
+/// The UTC day or month key of a unix-millisecond column.
+fn period_expr(period: Period, column: &str) -> String {
+    let format = match period {
+        Period::Day => "YYYY-MM-DD",
+        Period::Month => "YYYY-MM",
+    };
+    format!("to_char(to_timestamp({column} / 1000.0) AT TIME ZONE 'UTC', '{format}')")
+}
+
+crate::sql::sql_backend!(
+    PostgresStore,
+    PostgresImport,
+    sqlx::Postgres,
+    sqlx::postgres::PgRow
+);
+
+impl PostgresStore {
+    /// Connects, creates the database first if it does not exist (as SQLite creates its file;
+    /// this needs the CREATEDB privilege), and applies the migrations.
+    pub(crate) async fn open(url: &str) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(|e| Error::Url {
+            url: redact(url),
+            reason: format!("not a PostgreSQL URL: {e}"),
+        })?;
+        let pool = match connect(options.clone()).await {
+            Err(e) if is_missing_database(&e) => {
+                create_database(&options)
+                    .await
+                    .map_err(|source| Error::Open {
+                        url: redact(url),
+                        source,
+                    })?;
+                connect(options).await
+            }
+            other => other,
+        }
+        .map_err(|source| Error::Open {
+            url: redact(url),
+            source,
+        })?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self::with_pool(pool))
+    }
+}
+
+async fn connect(options: PgConnectOptions) -> Result<sqlx::PgPool, sqlx::Error> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .connect_with(options)
+        .await
+}
+
+/// SQLSTATE 3D000, invalid_catalog_name: the database named in the URL does not exist.
+fn is_missing_database(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|code| code == "3D000")
+}
+
+/// `CREATE DATABASE` for the database `options` names, through the `postgres` maintenance
+/// database with the same credentials. A replica that loses the race to create it is fine.
+async fn create_database(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    use sqlx::Connection as _;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut conn = sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let done = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+        .execute(&mut conn)
+        .await;
+    match done {
+        // 42P04 duplicate_database: another process created it meanwhile.
+        Err(e)
+            if e.as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P04") =>
+        {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// `url` without its password, for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
