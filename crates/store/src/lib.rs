@@ -532,7 +532,12 @@ impl Import {
     pub async fn insert_events(&mut self, events: &[Event]) -> Result<EventsInserted> {
         let now = chrono::Utc::now();
         validate_all("event", events, |e| e.validate(now))?;
-        dispatch_import!(&mut self.inner, i => i.write_events(events).await)
+        match &mut self.inner {
+            ImportInner::Postgres(i) if events.len() >= postgres::COPY_FROM => {
+                i.copy_events(events).await
+            }
+            other => dispatch_import!(other, i => i.write_events(events).await),
+        }
     }
 
     /// Makes everything written durable at once.

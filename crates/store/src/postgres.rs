@@ -117,3 +117,89 @@ pub(crate) fn redact(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+/// Event loads at least this large go through COPY ([`PostgresImport::copy_events`]); smaller
+/// ones (the API's batches) through multi-row INSERTs.
+pub(crate) const COPY_FROM: usize = 5_000;
+
+impl PostgresImport {
+    /// Stores events through `COPY` into a temporary staging table, then one `INSERT ... SELECT
+    /// ... ON CONFLICT (event_id) DO NOTHING` in input order, so retried events are skipped as
+    /// with the INSERT path and sequence numbers follow the input.
+    pub(crate) async fn copy_events(
+        &mut self,
+        events: &[marquee_domain::Event],
+    ) -> Result<EventsInserted> {
+        sqlx::query(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS events_staging (n BIGINT, event_id TEXT, \
+             user_id TEXT, session_id TEXT, item_id TEXT, kind TEXT, value DOUBLE PRECISION, \
+             ts BIGINT, context TEXT) ON COMMIT DROP",
+        )
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("TRUNCATE events_staging")
+            .execute(&mut *self.tx)
+            .await?;
+        let mut copy = self
+            .tx
+            .copy_in_raw(
+                "COPY events_staging (n, event_id, user_id, session_id, item_id, kind, value, ts, \
+                 context) FROM STDIN (FORMAT csv)",
+            )
+            .await?;
+        let mut buf = String::with_capacity(1 << 20);
+        for (n, e) in events.iter().enumerate() {
+            let (user, session) = match &e.actor {
+                Actor::User(u) => (Some(u.as_str()), None),
+                Actor::Session(s) => (None, Some(s.as_str())),
+            };
+            let context = e.context.as_ref().map(ToString::to_string);
+            let value = e.value.map(|v| f64::from(v).to_string());
+            let ts = ms(e.timestamp).to_string();
+            let n = n.to_string();
+            let fields = [
+                Some(n.as_str()),
+                Some(e.id.as_str()),
+                user,
+                session,
+                e.item.as_ref().map(ItemId::as_str),
+                Some(e.kind.as_str()),
+                value.as_deref(),
+                Some(ts.as_str()),
+                context.as_deref(),
+            ];
+            for (i, field) in fields.iter().enumerate() {
+                if i > 0 {
+                    buf.push(',');
+                }
+                // CSV: an unquoted empty field is NULL; everything else is quoted.
+                if let Some(text) = field {
+                    buf.push('"');
+                    buf.push_str(&text.replace('"', "\"\""));
+                    buf.push('"');
+                }
+            }
+            buf.push('\n');
+            if buf.len() >= 1 << 20 {
+                copy.send(buf.as_bytes()).await?;
+                buf.clear();
+            }
+        }
+        if !buf.is_empty() {
+            copy.send(buf.as_bytes()).await?;
+        }
+        copy.finish().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO events (event_id, user_id, session_id, item_id, kind, value, ts, context) \
+             SELECT event_id, user_id, session_id, item_id, kind, value, ts, context \
+             FROM events_staging ORDER BY n ON CONFLICT (event_id) DO NOTHING",
+        )
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        Ok(EventsInserted {
+            inserted,
+            duplicates: events.len() as u64 - inserted,
+        })
+    }
+}
