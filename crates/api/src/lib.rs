@@ -82,7 +82,12 @@ pub struct AppState {
     pub tools: jobs::Tools,
     /// The store's catalog version the engine's catalog facts were last loaded at (-1: not yet).
     catalog_seen: Arc<std::sync::atomic::AtomicI64>,
+    /// Requests being answered, at most [`AppState::with_max_in_flight`]; more are shed.
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
+
+/// Requests answered at once (per listener pair) before new ones are shed with 503.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Default)]
 struct Fresh {
@@ -103,7 +108,18 @@ impl AppState {
             tools: jobs::Tools::beside_current_exe(marquee_store::DEFAULT_DATABASE_URL),
             limiter: Arc::default(),
             catalog_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Answers at most `n` requests at once on each listener; beyond that a request is shed at once with
+    /// `503 overloaded` and `Retry-After: 1` (health and metrics routes are never shed), so
+    /// an overload costs clients a quick retry instead of a queue that grows without bound.
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.in_flight = Arc::new(tokio::sync::Semaphore::new(
+            n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
+        self
     }
 
     /// Catches up with what other replicas (or tools) changed in the shared store and model
@@ -299,7 +315,24 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+    /// An error that is not the client's: a 500 with the details in the log, or a 503 with
+    /// `Retry-After` when the store is only busy (locked by another writer, or out of
+    /// connections), which a retry gets past.
+    pub(crate) fn internal<E: std::fmt::Display + 'static>(e: E) -> Self {
+        let any: &dyn std::any::Any = &e;
+        if let Some(store) = any.downcast_ref::<marquee_store::Error>()
+            && store.is_busy()
+        {
+            tracing::warn!("store busy: {e}");
+            return Self {
+                retry_after: Some(1),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_busy",
+                    "the database is busy (locked by another writer); retry in a second",
+                )
+            };
+        }
         tracing::error!("internal error: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -426,7 +459,11 @@ pub fn storefront_router(state: AppState) -> Router {
 /// The admin router (`Authorization: Bearer <admin key>`): the model versions on disk and
 /// activating one (a hot swap: requests in flight finish on the old model; a damaged
 /// artifact is refused and the active one stays), and the latest customer segments.
-pub fn admin_router(state: AppState) -> Router {
+pub fn admin_router(mut state: AppState) -> Router {
+    // Its own request budget, so an overloaded storefront never locks operators out.
+    state.in_flight = Arc::new(tokio::sync::Semaphore::new(
+        state.in_flight.available_permits().max(1),
+    ));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
@@ -724,6 +761,28 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .get::<MatchedPath>()
         .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
     let start = Instant::now();
+    let exempt = matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics");
+    let _permit = match state.in_flight.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) if exempt => None,
+        Err(_) => {
+            let response = ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server is answering as many requests as it can; retry in a second",
+                )
+            }
+            .into_response();
+            state.metrics.observe(
+                &route,
+                response.status().as_u16(),
+                start.elapsed().as_secs_f64(),
+            );
+            return response;
+        }
+    };
     let response = match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(

@@ -1681,3 +1681,109 @@ async fn sql_injection_attempts_change_nothing() {
     let (s, _) = call(&f, "GET", "/v1/categories", sk, None).await;
     assert_eq!(s, StatusCode::OK, "the storefront key still works");
 }
+
+/// A database locked by another writer and more requests than the server takes at once: the
+/// waiting write goes through once the lock is gone; requests over the limit are shed at once
+/// with `503 overloaded` and `Retry-After` while health checks still answer; a lock held past
+/// the time limit ends in a clean 503, and the retried batch is then stored exactly once.
+#[tokio::test]
+async fn a_locked_database_and_an_overload_get_clean_503s() {
+    let f = fixture().await;
+    let router = storefront_router(f.state.clone().with_max_in_flight(1));
+    let send = |method: &str, uri: &str, body: &str| {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", f.storefront))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let router = router.clone();
+        async move {
+            let res = router.oneshot(req).await.unwrap();
+            let status = res.status();
+            let retry = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, retry, value)
+        }
+    };
+    let batch = r#"{"events": [{"event_id": "locked-1", "user_id": "u1", "item_id": "a1", "kind": "view"}]}"#;
+    // Another process's write transaction holds SQLite's write lock.
+    let other = Store::open(&f._shop.url).await.unwrap();
+    let lock = |id: &'static str| {
+        let other = other.clone();
+        async move {
+            let mut import = other.begin_import().await.unwrap();
+            use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, UserId};
+            let event = Event {
+                id: EventId::new(id).unwrap(),
+                actor: Actor::User(UserId::new("lock-holder").unwrap()),
+                item: Some(ItemId::new("a2").unwrap()),
+                kind: EventKind::View,
+                value: None,
+                timestamp: chrono::Utc::now(),
+                context: None,
+            };
+            import.insert_events(&[event]).await.unwrap();
+            import
+        }
+    };
+    let held = lock("lock-1").await;
+    let waiting = tokio::spawn(send("POST", "/v1/events", batch));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, retry, v) = send("GET", "/v1/recommendations?user_id=u1&k=3", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(
+        (error_code(&v), retry.as_deref()),
+        ("overloaded", Some("1"))
+    );
+    assert_eq!(send("GET", "/healthz", "").await.0, StatusCode::OK);
+    held.rollback().await.unwrap();
+    let (status, _, v) = waiting.await.unwrap();
+    assert_eq!(
+        (status, v["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1)),
+        "{v}"
+    );
+    assert_eq!(
+        send("GET", "/v1/recommendations?user_id=u1&k=3", "")
+            .await
+            .0,
+        StatusCode::OK,
+        "the slot is free again"
+    );
+
+    // A lock held past the time limit: a clean 503, nothing half-stored, and the retry lands.
+    let held = lock("lock-2").await;
+    let late = r#"{"events": [{"event_id": "locked-2", "user_id": "u1", "item_id": "a3", "kind": "view"}]}"#;
+    let (status, _, v) = send("POST", "/v1/events", late).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(["timeout", "store_busy"].contains(&error_code(&v)), "{v}");
+    held.rollback().await.unwrap();
+    let (status, _, v) = send("POST", "/v1/events", late).await;
+    assert_eq!(
+        (status, v["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1)),
+        "{v}"
+    );
+    let events = f
+        .store
+        .events_of_user(&marquee_domain::UserId::new("u1").unwrap(), 100)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids.iter().filter(|i| **i == "locked-2").count(),
+        1,
+        "{ids:?}"
+    );
+    assert_eq!(
+        ids.iter().filter(|i| **i == "locked-1").count(),
+        1,
+        "{ids:?}"
+    );
+}

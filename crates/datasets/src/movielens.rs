@@ -214,11 +214,16 @@ fn rating_field(domain_field: &str) -> &str {
     }
 }
 
-fn genres_of(text: &str) -> Vec<String> {
+/// The genres of a `A|B|C` field, each checked as the catalog will check it.
+fn genres_of(path: &Path, location: Location, text: &str) -> Result<Vec<String>> {
     text.split('|')
         .map(str::trim)
         .filter(|g| !g.is_empty() && *g != "(no genres listed)")
-        .map(str::to_owned)
+        .map(|g| {
+            marquee_domain::check_text("genres", g, marquee_domain::MAX_CATEGORY_LEN)
+                .map_err(|e| Error::malformed(path, location, "genres", e.to_string()))?;
+            Ok(g.to_owned())
+        })
         .collect()
 }
 
@@ -255,7 +260,7 @@ fn read_movies_csv(path: &Path) -> Result<Vec<Movie>> {
         movies.push(Movie {
             id: movie_id.to_owned(),
             title: record[title].trim().to_owned(),
-            genres: genres_of(&record[genres]),
+            genres: genres_of(path, at, &record[genres])?,
         });
     }
     Ok(movies)
@@ -362,7 +367,7 @@ fn read_movies_dat(path: &Path) -> Result<Vec<Movie>> {
         movies.push(Movie {
             id: fields[0].trim().to_owned(),
             title: fields[1].trim().to_owned(),
-            genres: genres_of(fields[2]),
+            genres: genres_of(path, at, fields[2])?,
         });
     }
     Ok(movies)

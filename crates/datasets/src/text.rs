@@ -18,7 +18,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
 /// Unix seconds to a timestamp; values above 10^11 are taken as milliseconds (no data set
 /// has seconds that far in the future, and OTTO writes milliseconds).
 pub(crate) fn unix_to_ts(value: i64) -> Option<Timestamp> {
-    if value.abs() >= 100_000_000_000 {
+    if value.unsigned_abs() >= 100_000_000_000 {
         DateTime::<Utc>::from_timestamp_millis(value)
     } else {
         DateTime::<Utc>::from_timestamp(value, 0)

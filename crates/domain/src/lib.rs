@@ -21,7 +21,7 @@ mod weights;
 
 pub use event::{Actor, Event, EventKind, MAX_DWELL_SECONDS, MAX_FUTURE_SKEW, RATING_RANGE};
 pub use ids::{EventId, ItemId, OrderId, SessionId, UserId};
-pub use item::Item;
+pub use item::{Item, MAX_CATEGORY_LEN};
 pub use money::{Currency, Money};
 pub use order::{Order, OrderLine, OrderStatus};
 pub use user::User;

@@ -66,6 +66,29 @@ pub enum Error {
     Database(#[from] sqlx::Error),
 }
 
+impl Error {
+    /// Whether the database was only busy: locked by another writer past the wait (SQLite's
+    /// BUSY/LOCKED, PostgreSQL's lock timeout) or out of pooled connections. Retrying later
+    /// can succeed; nothing was written.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::PoolTimedOut) => true,
+            Self::Database(e) => e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|code| {
+                    // SQLite reports (extended) result codes; 5 BUSY and 6 LOCKED, extended
+                    // codes keep them in the low byte.
+                    code.parse::<i32>()
+                        .map(|c| matches!(c & 0xff, 5 | 6))
+                        .unwrap_or(false)
+                        || code == "55P03"
+                }),
+            _ => false,
+        }
+    }
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -46,6 +46,10 @@ struct Cli {
     /// 0: no limit.
     #[arg(long, env = "MARQUEE_RATE_LIMIT", default_value_t = 0)]
     rate_limit: u32,
+    /// Requests answered at once; more are shed at once with `503 overloaded` and
+    /// `Retry-After: 1` (health and metrics are never shed).
+    #[arg(long, env = "MARQUEE_MAX_IN_FLIGHT", default_value_t = marquee_api::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// Neither seed an empty store nor fit a first model when --model has none: fail instead.
     #[arg(long)]
     no_first_start: bool,
@@ -105,7 +109,8 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let state = AppState::new(Arc::new(engine), store)
         .with_tools(tools)
-        .with_rate_limit(cli.rate_limit);
+        .with_rate_limit(cli.rate_limit)
+        .with_max_in_flight(cli.max_in_flight);
     state
         .refresh_fresh_users()
         .await
