@@ -6,37 +6,11 @@
 #   bash benches/load_test.sh                 # DURATION=15s CONNECTIONS=64 by default
 #
 # Prints wrk's summary (requests/s, latency percentiles) for each route.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-REPO=$(pwd)
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marquee/target}"
 DURATION="${DURATION:-15s}"
 CONNECTIONS="${CONNECTIONS:-64}"
-PORT="${PORT:-18080}"
-command -v wrk > /dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+SERVE_ARGS=()
+source "$(dirname "$0")/serve_setup.sh"
 
-# Setup tools (debug build: their speed is not measured) and the server (release).
-cargo build --quiet --bin data --bin train
-cargo build --quiet --release -p marquee-api --bin serve
-WORK=$(mktemp -d)
-export DATABASE_URL="sqlite://$WORK/store.db"
-"$CARGO_TARGET_DIR/debug/data" import store notebooks-data/demo-store > /dev/null
-(cd "$WORK" && "$CARGO_TARGET_DIR/debug/train" --config "$REPO/training/default.toml" \
-    --set output_dir="$WORK/models" --set models=ease --set report=false > /dev/null)
-
-"$CARGO_TARGET_DIR/release/serve" --model "$WORK/models/default" \
-    --storefront-addr "127.0.0.1:$PORT" --admin-addr "127.0.0.1:$((PORT + 1))" \
-    > "$WORK/serve.out" 2> "$WORK/serve.err" &
-SERVER=$!
-trap 'kill $SERVER 2> /dev/null || true; rm -rf "$WORK"' EXIT
-for _ in $(seq 100); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break
-    sleep 0.1
-done
-KEY=$(sed -n 's/^storefront key: //p' "$WORK/serve.out")
-
-# Rotate over the demo store's first 300 users.
-USERS=$(tail -n +2 notebooks-data/demo-store/users.csv | head -300 | cut -d, -f1 | sed 's/.*/"&"/' | paste -sd,)
 cat > "$WORK/recs.lua" <<LUA
 local users = {$USERS}
 local n = 0

@@ -333,6 +333,27 @@ fn online_retail_segments(env: &Env, file: &Path) {
         .records()
         .count();
     assert_eq!(n, by_segment["champions"]);
+    // A disk that fills up during the export (a 64 KiB file-size limit, with SIGXFSZ ignored
+    // so the write fails as on a full disk): a clear error, and neither the file nor a
+    // temporary one left in the folder.
+    let full = env._dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    let target = full.join("all.csv");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("ulimit -f 64; trap '' XFSZ; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_segments"))
+        .args(["export", "--all", "--include-non-consenting", "--out"])
+        .arg(&target)
+        .env("DATABASE_URL", &env.url)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("large") || err.contains("space"), "{err}");
+    assert_eq!(std::fs::read_dir(&full).unwrap().count(), 0, "{err}");
+
     let out = segments(env, &["export", "--segment", "vip", "--out", "x.csv"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown segment \"vip\""));
     let out = segments(

@@ -163,13 +163,17 @@ impl Event {
                 message: format!("{} is before 1970", self.timestamp.to_rfc3339()),
             });
         }
-        if let Some(context) = &self.context
-            && !context.is_object()
-        {
-            return Err(ValidationError::Invalid {
-                field: "context",
-                message: "must be a JSON object".into(),
-            });
+        if let Some(context) = &self.context {
+            if !context.is_object() {
+                return Err(ValidationError::Invalid {
+                    field: "context",
+                    message: "must be a JSON object".into(),
+                });
+            }
+            // A NUL character cannot be stored as text by every backend (PostgreSQL).
+            if context.to_string().contains("\\u0000") {
+                return Err(ValidationError::ControlCharacter { field: "context" });
+            }
         }
         Ok(())
     }
@@ -202,6 +206,17 @@ mod tests {
             timestamp: now() - TimeDelta::days(1),
             context: None,
         }
+    }
+
+    #[test]
+    fn a_context_must_be_an_object_without_nul() {
+        let mut e = rating(4.0);
+        e.context = Some(serde_json::json!({"page": "home", "q": "a\\b \"c\""}));
+        e.validate(now()).unwrap();
+        e.context = Some(serde_json::json!({"q": "a\u{0}b"}));
+        assert_eq!(e.validate(now()).unwrap_err().field(), "context");
+        e.context = Some(serde_json::json!(["home"]));
+        assert_eq!(e.validate(now()).unwrap_err().field(), "context");
     }
 
     #[test]

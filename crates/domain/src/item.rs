@@ -78,6 +78,12 @@ impl Item {
                 message: "must be a JSON object".into(),
             });
         }
+        // A NUL character cannot be stored as text by every backend (PostgreSQL).
+        if self.attributes.to_string().contains("\\u0000") {
+            return Err(ValidationError::ControlCharacter {
+                field: "attributes",
+            });
+        }
         Ok(())
     }
 }

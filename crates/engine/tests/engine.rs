@@ -359,3 +359,69 @@ fn hot_swap_keeps_serving_and_a_bad_model_is_refused() {
     assert!(ids(&a).iter().all(|i| i.starts_with('a')));
     assert!(ids(&a).contains(&"a1"));
 }
+
+/// What replicas rely on: an activation is recorded in the model folder's `active` file and
+/// wins over `latest` on restart; another engine following the folder swaps it in once; a
+/// truncated, missing or ill-named version is reported and the served one stays; a model
+/// folder that disappears leaves the served model answering.
+#[test]
+fn activations_are_recorded_and_followed_and_faults_keep_the_served_model() {
+    let root = tempfile::tempdir().unwrap();
+    let v1 = save(root.path(), "v1", ease());
+    let v2 = save(root.path(), "v2", als());
+    let folder = root.path().join("shop");
+    let a = Engine::open(&folder, catalog()).unwrap();
+    let b = Engine::open(&folder, catalog()).unwrap();
+    assert_eq!((a.version().as_str(), b.version().as_str()), ("v2", "v2"));
+    assert_eq!(b.follow_active().unwrap(), None, "nothing activated yet");
+
+    assert_eq!(a.activate(&v1).unwrap(), "v1");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("active")).unwrap(),
+        "v1"
+    );
+    assert_eq!(b.follow_active().unwrap().as_deref(), Some("v1"));
+    assert_eq!(b.follow_active().unwrap(), None, "followed once");
+    assert_eq!(a.follow_active().unwrap(), None, "its own activation");
+    let restarted = Engine::open(&folder, catalog()).unwrap();
+    assert_eq!(restarted.version(), "v1", "active wins over latest (v2)");
+
+    // A truncated artifact: refused by activate (the file stays) and by followers.
+    let tensors = v2.join("model.safetensors");
+    let bytes = std::fs::read(&tensors).unwrap();
+    std::fs::write(&tensors, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(a.activate(&v2).is_err());
+    assert_eq!(a.version(), "v1");
+    assert_eq!(
+        std::fs::read_to_string(folder.join("active")).unwrap(),
+        "v1"
+    );
+    std::fs::write(folder.join("active"), "v2").unwrap();
+    let err = b.follow_active().unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    assert_eq!(b.version(), "v1");
+    assert_eq!(
+        b.follow_active().unwrap(),
+        None,
+        "a failure is reported once"
+    );
+
+    // A version that is not there, or a name that is not a version.
+    std::fs::write(folder.join("active"), "v9\n").unwrap();
+    assert!(b.follow_active().is_err());
+    std::fs::write(folder.join("active"), "../v1").unwrap();
+    let err = b.follow_active().unwrap_err().to_string();
+    assert!(err.contains("not a version name"), "{err}");
+    assert_eq!(b.version(), "v1");
+
+    // The whole model folder gone: nothing to follow, the loaded model keeps answering.
+    drop(root);
+    assert_eq!(b.follow_active().unwrap(), None);
+    let answer = b
+        .recommend(Some("u3"), &[], 5, &Filters::default())
+        .unwrap();
+    assert_eq!(
+        (answer.model_version.as_str(), answer.items.len()),
+        ("v1", 5)
+    );
+}

@@ -1,0 +1,41 @@
+# Sourced by the load scripts in this folder: builds the tools (debug: their speed is not
+# measured) and `serve` (release), imports the demo store into a temporary SQLite file, trains
+# an EASE model on it (and a second version when SECOND_VERSION=1), starts `serve` on $PORT
+# (admin on $PORT+1), and sets SERVER (its pid), WORK, KEY, ADMIN_KEY, USERS (300 demo users,
+# quoted, comma-separated, for Lua) and MODEL. The server stops and WORK goes when the script
+# exits. Needs wrk (Debian package `wrk`) and curl.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO=$(pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/marquee/target}"
+PORT="${PORT:-18080}"
+command -v wrk > /dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+
+cargo build --quiet --bin data --bin train
+cargo build --quiet --release -p marquee-api --bin serve
+WORK=$(mktemp -d)
+export DATABASE_URL="sqlite://$WORK/store.db"
+"$CARGO_TARGET_DIR/debug/data" import store notebooks-data/demo-store > /dev/null
+train_version() {
+    (cd "$WORK" && "$CARGO_TARGET_DIR/debug/train" --config "$REPO/training/default.toml" \
+        --set output_dir="$WORK/models" --set models=ease --set report=false "$@" > /dev/null)
+}
+train_version
+if [ "${SECOND_VERSION:-0}" = 1 ]; then
+    sleep 1 # versions are named by time
+    train_version --set ease.lambda=50
+fi
+MODEL="$WORK/models/default"
+
+"$CARGO_TARGET_DIR/release/serve" --model "$MODEL" \
+    --storefront-addr "127.0.0.1:$PORT" --admin-addr "127.0.0.1:$((PORT + 1))" \
+    "${SERVE_ARGS[@]}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
+SERVER=$!
+trap 'kill $SERVER 2> /dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break
+    sleep 0.1
+done
+KEY=$(sed -n 's/^storefront key: //p' "$WORK/serve.out")
+ADMIN_KEY=$(sed -n 's/^admin key: //p' "$WORK/serve.out")
+USERS=$(tail -n +2 notebooks-data/demo-store/users.csv | head -300 | cut -d, -f1 | sed 's/.*/"&"/' | paste -sd,)
