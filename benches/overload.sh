@@ -12,15 +12,6 @@ SERVE_ARGS=()
 source "$(dirname "$0")/serve_setup.sh"
 command -v oha > /dev/null || cargo install oha --locked
 
-cat > "$WORK/recs.lua" <<LUA
-local users = {$USERS}
-local n = 0
-wrk.headers["Authorization"] = "Bearer $KEY"
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/v1/recommendations?k=10&user_id=" .. users[(n % #users) + 1])
-end
-LUA
 echo "== capacity: GET /v1/recommendations, 64 connections, 15 s"
 wrk -t2 -c64 -d15s --latency -s "$WORK/recs.lua" "http://127.0.0.1:$PORT" | tee "$WORK/capacity.out"
 CAPACITY=$(awk '/^Requests\/sec/ {printf "%d", $2}' "$WORK/capacity.out")

@@ -2,7 +2,9 @@
 # measured) and `serve` (release), imports the demo store into a temporary SQLite file, trains
 # an EASE model on it (and a second version when SECOND_VERSION=1), starts `serve` on $PORT
 # (admin on $PORT+1), and sets SERVER (its pid), WORK, KEY, ADMIN_KEY, USERS (300 demo users,
-# quoted, comma-separated, for Lua) and MODEL. The server stops and WORK goes when the script
+# quoted, comma-separated, for Lua) and MODEL. It writes the wrk scripts $WORK/recs.lua
+# (GET /v1/recommendations over the 300 users) and, through `events_lua N`,
+# $WORK/events.lua (POST /v1/events in batches of N). The server stops and WORK goes when the script
 # exits. Needs wrk (Debian package `wrk`) and curl.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,3 +41,31 @@ done
 KEY=$(sed -n 's/^storefront key: //p' "$WORK/serve.out")
 ADMIN_KEY=$(sed -n 's/^admin key: //p' "$WORK/serve.out")
 USERS=$(tail -n +2 notebooks-data/demo-store/users.csv | head -300 | cut -d, -f1 | sed 's/.*/"&"/' | paste -sd,)
+
+cat > "$WORK/recs.lua" <<LUA
+local users = {$USERS}
+local n = 0
+wrk.headers["Authorization"] = "Bearer $KEY"
+request = function()
+  n = n + 1
+  return wrk.format("GET", "/v1/recommendations?k=10&user_id=" .. users[(n % #users) + 1])
+end
+LUA
+events_lua() {
+    cat > "$WORK/events.lua" <<LUA
+local counter = 0
+local thread_id = tostring(math.random(1, 1000000000))
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer $KEY"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local parts = {}
+  for i = 1, $1 do
+    counter = counter + 1
+    parts[i] = string.format('{"event_id":"load-%s-%d","user_id":"u%d","item_id":"i%d","kind":"view"}',
+      thread_id, counter, counter % 300, counter % 400)
+  end
+  return wrk.format(nil, "/v1/events", nil, '{"events":[' .. table.concat(parts, ",") .. ']}')
+end
+LUA
+}

@@ -10,31 +10,7 @@ SAMPLE="${SAMPLE:-30}"
 SERVE_ARGS=()
 source "$(dirname "$0")/serve_setup.sh"
 
-cat > "$WORK/recs.lua" <<LUA
-local users = {$USERS}
-local n = 0
-wrk.headers["Authorization"] = "Bearer $KEY"
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/v1/recommendations?k=10&user_id=" .. users[(n % #users) + 1])
-end
-LUA
-cat > "$WORK/events.lua" <<LUA
-local counter = 0
-local thread_id = tostring(math.random(1, 1000000000))
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer $KEY"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  local parts = {}
-  for i = 1, 100 do
-    counter = counter + 1
-    parts[i] = string.format('{"event_id":"soak-%s-%d","user_id":"u%d","item_id":"i%d","kind":"view"}',
-      thread_id, counter, counter % 300, counter % 400)
-  end
-  return wrk.format(nil, "/v1/events", nil, '{"events":[' .. table.concat(parts, ",") .. ']}')
-end
-LUA
+events_lua 100
 
 rss() { awk '/^VmRSS/ {print $2 " kB"}' "/proc/$SERVER/status"; }
 echo "RSS at start (idle): $(rss)"
