@@ -17,8 +17,9 @@ const JSON_IDS: &str = "json_array_elements_text(CAST($1 AS json))";
 /// Event sequence numbers are handed out at insert time, and concurrent transactions commit in
 /// any order, so an event with a lower number can become visible after a higher one was seen.
 /// A poll for new events therefore looks this many numbers back again (re-reporting a user is
-/// harmless); a batch is far smaller than this, so a late commit is not missed.
-const SEQ_MARGIN: i64 = 100_000;
+/// harmless). An API batch holds at most 1,000 events, so this covers twenty batches still
+/// committing behind a newer one; each poll re-reads at most this many index entries.
+const SEQ_MARGIN: i64 = 20_000;
 
 /// The UTC day or month key of a unix-millisecond column.
 fn period_expr(period: Period, column: &str) -> String {
