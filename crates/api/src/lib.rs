@@ -96,6 +96,50 @@ struct Fresh {
     version: String,
     seq: i64,
     users: std::collections::HashSet<String>,
+    /// Per user with fresh events: what was last read of them from the store, and a
+    /// generation that every new event of the user bumps (so a read that raced with a new
+    /// event is not kept). Bounded by [`MAX_CACHED_USERS`]; `era` moves when it is emptied.
+    cached: HashMap<String, Cached>,
+    era: u64,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    generation: u64,
+    events: Option<Arc<Vec<Event>>>,
+}
+
+/// Users whose fresh events are kept in memory at most (then the cache starts over).
+const MAX_CACHED_USERS: usize = 100_000;
+
+impl Fresh {
+    /// A user has new events: what was read of them is out of date.
+    fn invalidate(&mut self, user: &str) {
+        if let Some(c) = self.cached.get_mut(user) {
+            c.generation += 1;
+            c.events = None;
+        } else {
+            if self.cached.len() >= MAX_CACHED_USERS {
+                self.cached.clear();
+                self.era += 1;
+            }
+            self.cached.insert(
+                user.to_owned(),
+                Cached {
+                    generation: 1,
+                    events: None,
+                },
+            );
+        }
+    }
+}
+
+/// Where a read of a user's fresh events started: kept only if nothing moved meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReadMark {
+    version: String,
+    era: u64,
+    generation: u64,
 }
 
 impl AppState {
@@ -192,10 +236,62 @@ impl AppState {
                     ..Fresh::default()
                 };
             }
+            for user in &users {
+                f.invalidate(user);
+            }
             f.users.extend(users);
             f.seq = f.seq.max(seq);
         }
         Ok(())
+    }
+
+    /// The user's fresh events as last read, if nothing changed since; else where a new read
+    /// starts from.
+    fn cached_recent(&self, user: &str) -> Result<Arc<Vec<Event>>, Option<ReadMark>> {
+        let Ok(f) = self.fresh.read() else {
+            return Err(None);
+        };
+        let version = self.engine.version();
+        if f.version != version {
+            return Err(None);
+        }
+        let generation = match f.cached.get(user) {
+            Some(Cached {
+                events: Some(events),
+                ..
+            }) => return Ok(events.clone()),
+            Some(c) => c.generation,
+            None => 0,
+        };
+        Err(Some(ReadMark {
+            version,
+            era: f.era,
+            generation,
+        }))
+    }
+
+    /// Keeps what a read found, unless the model or the user's events moved since `mark`.
+    fn keep_recent(&self, user: &str, mark: ReadMark, events: Arc<Vec<Event>>) {
+        let Ok(mut f) = self.fresh.write() else {
+            return;
+        };
+        if f.version != mark.version || f.era != mark.era {
+            return;
+        }
+        let generation = f.cached.get(user).map_or(0, |c| c.generation);
+        if generation != mark.generation {
+            return;
+        }
+        if f.cached.len() >= MAX_CACHED_USERS && !f.cached.contains_key(user) {
+            return;
+        }
+        f.cached.insert(
+            user.to_owned(),
+            Cached {
+                generation,
+                events: Some(events),
+            },
+        );
     }
 
     /// Whether the user may have events newer than the model (true when unsure).
@@ -208,6 +304,7 @@ impl AppState {
 
     pub(crate) fn note_fresh_user(&self, user: &str) {
         if let Ok(mut f) = self.fresh.write() {
+            f.invalidate(user);
             f.users.insert(user.to_owned());
         }
     }
@@ -882,6 +979,11 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
     if !state.may_have_fresh_events(user) {
         return Ok(Vec::new());
     }
+    // Read once per change of the user's events, not once per request.
+    let mark = match state.cached_recent(user) {
+        Ok(events) => return Ok(events.as_ref().clone()),
+        Err(mark) => mark,
+    };
     let since = state.engine.trained_until();
     let mut events = state
         .store
@@ -911,6 +1013,9 @@ async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event
         }
     }
     events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+    if let Some(mark) = mark {
+        state.keep_recent(user, mark, Arc::new(events.clone()));
+    }
     Ok(events)
 }
 

@@ -1787,3 +1787,60 @@ async fn a_locked_database_and_an_overload_get_clean_503s() {
         "{ids:?}"
     );
 }
+
+/// A user's fresh events are read once per change, not per request: answers repeat from
+/// memory, and a purchase stored through another replica (seen by the poll) or through this
+/// server changes the next answer.
+#[tokio::test]
+async fn remembered_fresh_events_follow_every_change() {
+    use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, UserId};
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    let body = r#"{"events": [{"event_id": "c-1", "user_id": "cachee", "item_id": "b2", "kind": "purchase"}]}"#;
+    assert_eq!(
+        call(&f, "POST", "/v1/events", key, Some(body)).await.0,
+        StatusCode::ACCEPTED
+    );
+    f.state.refresh_fresh_users().await.unwrap();
+    let all = "/v1/recommendations?user_id=cachee&k=16";
+    let items = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, first) = call(&f, "GET", all, key, None).await;
+    let (_, again) = call(&f, "GET", all, key, None).await;
+    assert_eq!(items(&first), items(&again));
+    assert!(!items(&first).contains(&"b2".to_owned()), "{first}");
+    assert!(items(&first).contains(&"a1".to_owned()), "{first}");
+
+    // Stored elsewhere: a purchase of a1. The poll brings it in; a1 is no longer offered.
+    f.store
+        .insert_events(&[Event {
+            id: EventId::new("c-2").unwrap(),
+            actor: Actor::User(UserId::new("cachee").unwrap()),
+            item: Some(ItemId::new("a1").unwrap()),
+            kind: EventKind::Purchase,
+            value: None,
+            timestamp: chrono::Utc::now(),
+            context: None,
+        }])
+        .await
+        .unwrap();
+    f.state.refresh_fresh_users().await.unwrap();
+    let (_, v) = call(&f, "GET", all, key, None).await;
+    assert!(!items(&v).contains(&"a1".to_owned()), "{v}");
+
+    // Posted here: a purchase of a3, gone from the very next answer.
+    let body = r#"{"events": [{"event_id": "c-3", "user_id": "cachee", "item_id": "a3", "kind": "purchase"}]}"#;
+    call(&f, "POST", "/v1/events", key, Some(body)).await;
+    let (_, v) = call(&f, "GET", all, key, None).await;
+    let now = items(&v);
+    assert!(
+        !now.contains(&"a3".to_owned()) && !now.contains(&"a1".to_owned()),
+        "{v}"
+    );
+}
