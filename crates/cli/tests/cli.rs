@@ -333,15 +333,26 @@ fn online_retail_segments(env: &Env, file: &Path) {
         .records()
         .count();
     assert_eq!(n, by_segment["champions"]);
-    // A disk that fills up during the export (a 64 KiB file-size limit, with SIGXFSZ ignored
-    // so the write fails as on a full disk): a clear error, and neither the file nor a
-    // temporary one left in the folder.
+    // A disk that fills up during the export: a file-size limit below the export's size
+    // (SIGXFSZ ignored, so the write fails as on a full disk). The limit stays above what
+    // SQLite's shared-memory index may need on open (32 KiB per 4,096 WAL frames).
+    let whole = env._dir.path().join("whole.csv");
+    assert!(export_all(&["--all"], "csv", &whole).status.success());
+    let export_len = std::fs::metadata(&whole).unwrap().len();
+    let wal_len = std::fs::metadata(env._dir.path().join("store.db-wal")).map_or(0, |m| m.len());
+    let limit_kib = 32 * (wal_len / 4_120 / 4_096 + 2) + 64;
+    assert!(
+        export_len > limit_kib * 1024 + 65_536,
+        "the export ({export_len} B) must exceed the limit ({limit_kib} KiB) for this check"
+    );
     let full = env._dir.path().join("full");
     std::fs::create_dir(&full).unwrap();
     let target = full.join("all.csv");
     let out = Command::new("bash")
         .arg("-c")
-        .arg("ulimit -f 64; trap '' XFSZ; exec \"$0\" \"$@\"")
+        .arg(format!(
+            "ulimit -f {limit_kib}; trap '' XFSZ; exec \"$0\" \"$@\""
+        ))
         .arg(env!("CARGO_BIN_EXE_segments"))
         .args(["export", "--all", "--include-non-consenting", "--out"])
         .arg(&target)
