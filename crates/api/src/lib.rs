@@ -106,6 +106,8 @@ struct Fresh {
 #[derive(Debug, Default)]
 struct Cached {
     generation: u64,
+    /// The sequence number of the user's newest event the poll has reported.
+    polled: i64,
     events: Option<Arc<Vec<Event>>>,
 }
 
@@ -115,22 +117,27 @@ const MAX_CACHED_USERS: usize = 100_000;
 impl Fresh {
     /// A user has new events: what was read of them is out of date.
     fn invalidate(&mut self, user: &str) {
-        if let Some(c) = self.cached.get_mut(user) {
-            c.generation += 1;
-            c.events = None;
-        } else {
-            if self.cached.len() >= MAX_CACHED_USERS {
-                self.cached.clear();
-                self.era += 1;
-            }
-            self.cached.insert(
-                user.to_owned(),
-                Cached {
-                    generation: 1,
-                    events: None,
-                },
-            );
+        self.entry(user).generation += 1;
+        self.entry(user).events = None;
+    }
+
+    /// The poll reports the user's newest event number: out of date only if it moved (a
+    /// backend that looks back reports users again with numbers already seen).
+    fn polled(&mut self, user: &str, newest: i64) {
+        let entry = self.entry(user);
+        if newest > entry.polled {
+            entry.polled = newest;
+            entry.generation += 1;
+            entry.events = None;
         }
+    }
+
+    fn entry(&mut self, user: &str) -> &mut Cached {
+        if !self.cached.contains_key(user) && self.cached.len() >= MAX_CACHED_USERS {
+            self.cached.clear();
+            self.era += 1;
+        }
+        self.cached.entry(user.to_owned()).or_default()
     }
 }
 
@@ -236,10 +243,10 @@ impl AppState {
                     ..Fresh::default()
                 };
             }
-            for user in &users {
-                f.invalidate(user);
+            for (user, newest) in users {
+                f.polled(&user, newest);
+                f.users.insert(user);
             }
-            f.users.extend(users);
             f.seq = f.seq.max(seq);
         }
         Ok(())
@@ -285,13 +292,7 @@ impl AppState {
         if f.cached.len() >= MAX_CACHED_USERS && !f.cached.contains_key(user) {
             return;
         }
-        f.cached.insert(
-            user.to_owned(),
-            Cached {
-                generation,
-                events: Some(events),
-            },
-        );
+        f.cached.entry(user.to_owned()).or_default().events = Some(events);
     }
 
     /// Whether the user may have events newer than the model (true when unsure).

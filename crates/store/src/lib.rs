@@ -320,13 +320,15 @@ impl Store {
     }
 
     /// Users with events stored after the event sequence number `after_seq` and timed after
-    /// `after`, and the newest sequence number now: poll with the returned number to learn
-    /// of new events cheaply.
+    /// `after`, each with the sequence number of their newest such event, and the newest
+    /// sequence number now: poll with the returned number to learn of new events cheaply.
+    /// A backend may report a user again whose events it already reported (PostgreSQL looks
+    /// back); compare the per-user numbers to tell new events from old.
     pub async fn users_with_events_after(
         &self,
         after_seq: i64,
         after: Timestamp,
-    ) -> Result<(Vec<String>, i64)> {
+    ) -> Result<(Vec<(String, i64)>, i64)> {
         dispatch!(&self.backend, s => s.users_with_events_after(after_seq, after.timestamp_millis())
                     .await)
     }

@@ -544,13 +544,14 @@ macro_rules! sql_backend {
                 &self,
                 after_seq: i64,
                 after_ms: i64,
-            ) -> Result<(Vec<String>, i64)> {
+            ) -> Result<(Vec<(String, i64)>, i64)> {
                 let newest: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM events")
                     .fetch_one(&self.pool)
                     .await?;
                 let rows = sqlx::query(
-                    "SELECT DISTINCT user_id FROM events \
-                     WHERE seq > $1 AND seq <= $2 AND ts > $3 AND user_id IS NOT NULL",
+                    "SELECT user_id, max(seq) FROM events \
+                     WHERE seq > $1 AND seq <= $2 AND ts > $3 AND user_id IS NOT NULL \
+                     GROUP BY user_id",
                 )
                 .bind(after_seq.saturating_sub(SEQ_MARGIN))
                 .bind(newest)
@@ -559,8 +560,8 @@ macro_rules! sql_backend {
                 .await?;
                 let users = rows
                     .iter()
-                    .map(|r| r.try_get::<String, _>(0))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
                 Ok((users, newest.max(after_seq)))
             }
 
