@@ -51,16 +51,27 @@ pub struct NewApiKey {
     pub prefix: String,
 }
 
+/// `tag` followed by 64 hex digits of fresh randomness.
+fn random_token(tag: &str) -> Result<String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| Error::Conflict(format!("the system random source failed: {e}")))?;
+    let mut token = String::with_capacity(tag.len() + 64);
+    token.push_str(tag);
+    for byte in secret {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    Ok(token)
+}
+
+/// A dashboard session token (kept in the browser's cookie; stored only as its hash).
+pub(crate) fn session_token() -> Result<String> {
+    random_token("mq_se_")
+}
+
 impl NewApiKey {
     pub(crate) fn generate(role: ApiKeyRole) -> Result<Self> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret)
-            .map_err(|e| Error::Conflict(format!("the system random source failed: {e}")))?;
-        let mut key = String::with_capacity(70);
-        key.push_str(role.tag());
-        for byte in secret {
-            key.push_str(&format!("{byte:02x}"));
-        }
+        let key = random_token(role.tag())?;
         let prefix = key[..14].to_owned();
         Ok(Self { role, key, prefix })
     }

@@ -510,6 +510,42 @@ impl Store {
         dispatch!(&self.backend, s => s.api_key_role(&hash).await)
     }
 
+    /// Opens an admin-dashboard session for `key` lasting `ttl`: the session token (clear
+    /// text, shown once; only its hash is stored), or `None` when `key` is not an active admin
+    /// key. Expired sessions are deleted on the way.
+    pub async fn open_admin_session(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let key_hash = keys::hash_key(key);
+        let role = dispatch!(&self.backend, s => s.api_key_role(&key_hash).await)?;
+        if role != Some(ApiKeyRole::Admin) {
+            return Ok(None);
+        }
+        let token = keys::session_token()?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let prefix: String = key.chars().take(14).collect();
+        let hash = keys::hash_key(&token);
+        dispatch!(&self.backend, s => s.insert_admin_session(&hash, &key_hash, &prefix, now, now.saturating_add(ttl_ms)).await)?;
+        Ok(Some(token))
+    }
+
+    /// The prefix of the admin key behind a dashboard session, or `None` when the session is
+    /// unknown, expired, logged out, or its key was revoked.
+    pub async fn admin_session(&self, token: &str) -> Result<Option<String>> {
+        let hash = keys::hash_key(token);
+        let now = chrono::Utc::now().timestamp_millis();
+        dispatch!(&self.backend, s => s.admin_session_prefix(&hash, now).await)
+    }
+
+    /// Ends a dashboard session (logout); unknown tokens are ignored.
+    pub async fn close_admin_session(&self, token: &str) -> Result<()> {
+        let hash = keys::hash_key(token);
+        dispatch!(&self.backend, s => s.delete_admin_session(&hash).await)
+    }
+
     /// How many active keys a role has.
     pub async fn count_api_keys(&self, role: ApiKeyRole) -> Result<u64> {
         dispatch!(&self.backend, s => s.count_api_keys(role).await)

@@ -775,6 +775,60 @@ macro_rules! sql_backend {
                     .collect()
             }
 
+            pub(crate) async fn insert_admin_session(
+                &self,
+                token_hash: &[u8],
+                key_hash: &[u8],
+                key_prefix: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO admin_sessions (token_hash, key_hash, key_prefix, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(token_hash)
+                .bind(key_hash)
+                .bind(key_prefix)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            pub(crate) async fn admin_session_prefix(
+                &self,
+                token_hash: &[u8],
+                now: i64,
+            ) -> Result<Option<String>> {
+                let prefix: Option<String> = sqlx::query_scalar(
+                    "SELECT s.key_prefix FROM admin_sessions s \
+                     JOIN api_keys k ON k.key_hash = s.key_hash \
+                     WHERE s.token_hash = $1 AND s.expires_at > $2 \
+                       AND k.revoked_at IS NULL AND k.role = 'admin'",
+                )
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(prefix)
+            }
+
+            pub(crate) async fn delete_admin_session(&self, token_hash: &[u8]) -> Result<()> {
+                sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
+                    .bind(token_hash)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
             pub(crate) async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO audit_log (at, key_prefix, method, path, status) \

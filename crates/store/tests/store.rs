@@ -44,6 +44,7 @@ on_both_backends!(
     ensure_keeps_the_real_catalog_and_upsert_replaces,
     data_survives_reopening_and_sessions_are_counted,
     api_keys_verify_by_role_and_can_be_revoked,
+    admin_sessions_need_an_admin_key_and_end,
     every_order_streams_with_its_own_lines,
     kpis_are_exact_on_hand_made_orders,
     search_pages_in_byte_order_and_hides_what_it_should,
@@ -339,6 +340,66 @@ async fn api_keys_verify_by_role_and_can_be_revoked(db: TestDatabase) {
     assert_eq!(store.count_api_keys(ApiKeyRole::Admin).await.unwrap(), 1);
     assert_eq!(store.revoke_api_key(&ad.prefix).await.unwrap(), 1);
     assert_eq!(store.verify_api_key(&ad.key).await.unwrap(), None);
+}
+
+async fn admin_sessions_need_an_admin_key_and_end(db: TestDatabase) {
+    let store = db.open().await;
+    let hour = std::time::Duration::from_secs(3600);
+    let sf = store
+        .create_api_key(ApiKeyRole::Storefront, "web")
+        .await
+        .unwrap();
+    assert_eq!(store.open_admin_session(&sf.key, hour).await.unwrap(), None);
+    assert_eq!(
+        store.open_admin_session("mq_ad_guess", hour).await.unwrap(),
+        None
+    );
+    let ad = store
+        .create_api_key(ApiKeyRole::Admin, "ops")
+        .await
+        .unwrap();
+    let one = store
+        .open_admin_session(&ad.key, hour)
+        .await
+        .unwrap()
+        .unwrap();
+    let two = store
+        .open_admin_session(&ad.key, hour)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(one, two);
+    assert_eq!(
+        store.admin_session(&one).await.unwrap(),
+        Some(ad.prefix.clone())
+    );
+    assert_eq!(
+        store.admin_session(&ad.key).await.unwrap(),
+        None,
+        "a key is not a session"
+    );
+    store.close_admin_session(&one).await.unwrap();
+    assert_eq!(store.admin_session(&one).await.unwrap(), None, "logged out");
+    assert_eq!(
+        store.admin_session(&two).await.unwrap(),
+        Some(ad.prefix.clone())
+    );
+    let expired = store
+        .open_admin_session(&ad.key, std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.admin_session(&expired).await.unwrap(),
+        None,
+        "expired"
+    );
+    store.revoke_api_key(&ad.prefix).await.unwrap();
+    assert_eq!(
+        store.admin_session(&two).await.unwrap(),
+        None,
+        "its key was revoked"
+    );
 }
 
 #[tokio::test]
