@@ -372,11 +372,11 @@ static EXPORTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExportQuery {
     /// A segment name, or `all`.
-    segment: String,
+    pub(crate) segment: String,
     /// `csv` (default) or `parquet`.
-    format: Option<String>,
+    pub(crate) format: Option<String>,
     #[serde(default)]
-    include_non_consenting: bool,
+    pub(crate) include_non_consenting: bool,
 }
 
 /// `GET /v1/admin/segments/export?segment=NAME|all&format=csv|parquet&include_non_consenting`:
@@ -389,6 +389,11 @@ pub(crate) async fn export_segment(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, ApiKeyRole::Admin).await?;
     let Query(q) = query?;
+    export(&state, q).await
+}
+
+/// The export of `q` as a download (shared by the API and the dashboard).
+pub(crate) async fn export(state: &AppState, q: ExportQuery) -> Result<Response, ApiError> {
     let format = q.format.as_deref().unwrap_or("csv");
     let content_type = match format {
         "csv" => "text/csv; charset=utf-8",
@@ -400,9 +405,9 @@ pub(crate) async fn export_segment(
             ));
         }
     };
-    let run = crate::latest_run(&state).await?;
+    let run = crate::latest_run(state).await?;
     if q.segment != "all" {
-        crate::segment_sizes_with(&state, &run, &q.segment).await?;
+        crate::segment_sizes_with(state, &run, &q.segment).await?;
     }
     let file = std::env::temp_dir().join(format!(
         "marquee-export-{}-{}.{format}",

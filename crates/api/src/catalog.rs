@@ -395,7 +395,7 @@ impl ItemIn {
 }
 
 /// Stores items and hands the new catalog to the engine.
-async fn save_items(state: &AppState, items: &[Item]) -> Result<(), ApiError> {
+pub(crate) async fn save_items(state: &AppState, items: &[Item]) -> Result<(), ApiError> {
     state
         .store
         .upsert_items(items)

@@ -34,6 +34,7 @@ mod catalog;
 pub mod first_start;
 pub mod jobs;
 pub mod metrics;
+mod pages;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -86,6 +87,8 @@ pub struct AppState {
     catalog_seen: Arc<std::sync::atomic::AtomicI64>,
     /// Requests being answered, at most [`AppState::with_max_in_flight`]; more are shed.
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Whether the routers serve the web pages (storefront demo, admin dashboard).
+    pages: bool,
 }
 
 /// Requests answered at once (per listener pair) before new ones are shed with 503.
@@ -162,12 +165,20 @@ impl AppState {
             limiter: Arc::default(),
             catalog_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            pages: true,
         }
     }
 
     /// Answers at most `n` requests at once on each listener; beyond that a request is shed at once with
     /// `503 overloaded` and `Retry-After: 1` (health and metrics routes are never shed), so
     /// an overload costs clients a quick retry instead of a queue that grows without bound.
+    /// Whether the routers serve the web pages (default: yes): the storefront demo at the
+    /// storefront listener's `/`, the admin dashboard at the admin listener's `/`.
+    pub fn with_pages(mut self, on: bool) -> Self {
+        self.pages = on;
+        self
+    }
+
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
         self.in_flight = Arc::new(tokio::sync::Semaphore::new(
             n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
@@ -553,6 +564,11 @@ pub fn storefront_router(state: AppState) -> Router {
         .route("/v1/events", post(events))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi));
+    let router = if state.pages {
+        router.merge(pages::shop::routes())
+    } else {
+        router
+    };
     with_common_layers(router, state)
 }
 
@@ -608,8 +624,13 @@ pub fn admin_router(mut state: AppState) -> Router {
             get(catalog::list_keys).post(catalog::create_key),
         )
         .route("/v1/admin/keys/{prefix}", delete(catalog::revoke_key))
-        .route("/v1/admin/audit", get(catalog::audit_log))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), audit));
+        .route("/v1/admin/audit", get(catalog::audit_log));
+    let router = if state.pages {
+        router.merge(pages::dashboard::routes())
+    } else {
+        router
+    };
+    let router = router.layer(axum::middleware::from_fn_with_state(state.clone(), audit));
     with_common_layers(router, state)
 }
 
@@ -635,8 +656,26 @@ async fn list_models(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, ApiKeyRole::Admin).await?;
-    let root = model_root(&state);
     let active = state.engine.version();
+    let versions: Vec<serde_json::Value> = model_versions(&state)?
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "version": m.version,
+                "kind": m.kind,
+                "created_at": m.created_at,
+                "active": m.version == active,
+                "metrics": m.metrics.get("test").cloned().unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"active": active, "versions": versions})).into_response())
+}
+
+/// The manifests of the model versions on disk, newest version name first (folders without
+/// a readable manifest are skipped).
+pub(crate) fn model_versions(state: &AppState) -> Result<Vec<marquee_engine::Manifest>, ApiError> {
+    let root = model_root(state);
     let mut versions = Vec::new();
     let entries = std::fs::read_dir(&root).map_err(ApiError::internal)?;
     for entry in entries.flatten() {
@@ -644,19 +683,12 @@ async fn list_models(
         let Ok(text) = std::fs::read_to_string(&manifest) else {
             continue;
         };
-        let Ok(m) = serde_json::from_str::<marquee_engine::Manifest>(&text) else {
-            continue;
-        };
-        versions.push(serde_json::json!({
-            "version": m.version,
-            "kind": m.kind,
-            "created_at": m.created_at,
-            "active": m.version == active,
-            "metrics": m.metrics.get("test").cloned().unwrap_or(serde_json::Value::Null),
-        }));
+        if let Ok(m) = serde_json::from_str::<marquee_engine::Manifest>(&text) {
+            versions.push(m);
+        }
     }
-    versions.sort_by(|a, b| b["version"].as_str().cmp(&a["version"].as_str()));
-    Ok(Json(serde_json::json!({"active": active, "versions": versions})).into_response())
+    versions.sort_by(|a, b| b.version.cmp(&a.version));
+    Ok(versions)
 }
 
 async fn activate_model(
@@ -665,13 +697,19 @@ async fn activate_model(
     Path(version): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, ApiKeyRole::Admin).await?;
+    let v = activate(&state, &version).await?;
+    Ok(Json(serde_json::json!({"model_version": v})).into_response())
+}
+
+/// Activates model version `version` (swap, and the model folder's `active` file).
+pub(crate) async fn activate(state: &AppState, version: &str) -> Result<String, ApiError> {
     if version.is_empty() || version.starts_with('.') || version.contains(['/', '\\']) {
         return Err(ApiError::bad_request(
             "invalid_version",
             format!("{version:?} is not a version name"),
         ));
     }
-    let dir = model_root(&state).join(&version);
+    let dir = model_root(state).join(version);
     if !dir.join("manifest.json").is_file() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -684,7 +722,7 @@ async fn activate_model(
         .await
         .map_err(ApiError::internal)?;
     match swapped {
-        Ok(v) => Ok(Json(serde_json::json!({"model_version": v})).into_response()),
+        Ok(v) => Ok(v),
         Err(e @ marquee_engine::Error::Pointer { .. }) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "activation_not_recorded",
@@ -839,6 +877,11 @@ async fn audit(State(state): State<AppState>, request: Request, next: Next) -> R
         .and_then(|v| v.strip_prefix("Bearer "))
         .map_or_else(|| "-".to_owned(), |k| k.trim().chars().take(14).collect());
     let response = next.run(request).await;
+    // Dashboard forms carry no key; their handler names the session's key.
+    let key_prefix = match response.extensions().get::<pages::dashboard::AuditActor>() {
+        Some(actor) if key_prefix == "-" => actor.0.clone(),
+        _ => key_prefix,
+    };
     let entry = marquee_store::AuditEntry {
         at: chrono::Utc::now(),
         key_prefix,

@@ -141,7 +141,15 @@ async fn recommendations_home_similar_and_session() {
         .iter()
         .map(|r| r["id"].as_str().unwrap())
         .collect();
-    assert_eq!(rows, ["top_picks", "because_you_watched", "trending"]);
+    assert_eq!(
+        rows,
+        [
+            "top_picks",
+            "because_you_watched",
+            "new_in_category",
+            "trending"
+        ]
+    );
 
     let (s, v) = call(&f, "GET", "/v1/items/b3/similar?k=3", key, None).await;
     assert_eq!(s, StatusCode::OK);

@@ -16,7 +16,9 @@
 //!   gets trending items (cold start).
 //! - [`Engine::session`]: an anonymous visitor's recent items, scored through item-kNN.
 //! - [`Engine::similar`]: an item's nearest items (cosine over co-occurrence in the history).
-//! - [`Engine::home`]: Netflix-style rows: top picks, "because you watched X", trending.
+//! - [`Engine::home`]: Netflix-style rows: top picks, "because you watched X", "New in
+//!   <category>" (the newest catalog items of the category of the user's latest item, known
+//!   to the model or not), trending.
 //! - Every answer names the model version that produced it, and personal recommendations say
 //!   which of the user's items they come from ("because you watched X").
 //!
@@ -111,9 +113,13 @@ pub struct Answer {
 /// One row of the home page.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HomeRow {
-    /// `top_picks`, `because_you_watched` or `trending`.
+    /// `top_picks`, `because_you_watched`, `new_in_category` or `trending`.
     pub id: &'static str,
     pub title: String,
+    /// What the row is about: the watched item (`because_you_watched`) or the category
+    /// (`new_in_category`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
     pub items: Vec<Recommendation>,
 }
 
@@ -203,7 +209,15 @@ struct State {
     /// Hidden items, and out-of-stock items (model indices).
     hidden: Vec<u32>,
     out_of_stock: Vec<u32>,
+    /// Category names by index (the inverse of `categories`).
+    category_names: Vec<String>,
+    /// Per category, its newest visible in-stock catalog items (known to the model or not),
+    /// newest first, at most [`NEWEST_PER_CATEGORY`].
+    newest: HashMap<String, Vec<String>>,
 }
+
+/// How many of each category's newest items are kept for the "New in" row.
+const NEWEST_PER_CATEGORY: usize = 200;
 
 impl State {
     fn new(model: Arc<Loaded>, catalog: &[Item]) -> Self {
@@ -236,12 +250,37 @@ impl State {
                 out_of_stock.push(i);
             }
         }
+        let mut category_names = vec![String::new(); categories.len()];
+        for (name, &c) in &categories {
+            category_names[c as usize] = name.clone();
+        }
+        let mut by_category: HashMap<&str, Vec<&Item>> = HashMap::new();
+        for item in catalog.iter().filter(|i| !i.hidden && i.in_stock) {
+            by_category.entry(&item.category).or_default().push(item);
+        }
+        let newest = by_category
+            .into_iter()
+            .map(|(category, mut items)| {
+                let newest_first = |a: &&Item, b: &&Item| {
+                    (b.created_at, a.id.as_str()).cmp(&(a.created_at, b.id.as_str()))
+                };
+                if items.len() > NEWEST_PER_CATEGORY {
+                    items.select_nth_unstable_by(NEWEST_PER_CATEGORY - 1, newest_first);
+                    items.truncate(NEWEST_PER_CATEGORY);
+                }
+                items.sort_unstable_by(newest_first);
+                let ids = items.iter().map(|i| i.id.as_str().to_owned()).collect();
+                (category.to_owned(), ids)
+            })
+            .collect();
         Self {
             model,
             meta,
             categories,
             hidden,
             out_of_stock,
+            category_names,
+            newest,
         }
     }
 }
@@ -537,14 +576,16 @@ impl Engine {
             rows.push(HomeRow {
                 id: "top_picks",
                 title: "Top picks for you".into(),
+                about: None,
                 items: picks.items,
             });
         }
-        if let Some(latest) = self.latest_item(user, recent) {
+        let latest = self.latest_item(user, recent);
+        if let Some(latest) = &latest {
             let mut exclude = self.seen_items(user, recent);
             exclude.push(latest.clone());
             let similar = self.similar(
-                &latest,
+                latest,
                 k,
                 &Filters {
                     exclude,
@@ -555,18 +596,23 @@ impl Engine {
                 rows.push(HomeRow {
                     id: "because_you_watched",
                     title: format!("Because you watched {latest}"),
+                    about: Some(latest.clone()),
                     items: similar.items,
                 });
             }
         }
         let state = self.state.load();
         let m = &state.model;
+        if let Some(row) = latest.and_then(|l| new_in_category(&state, &l, user, recent, k, self)) {
+            rows.push(row);
+        }
         let trending = SCRATCH.with_borrow_mut(|s| {
             rank(&state, &m.trending, &[], k, &filters, None, &mut s.blocked)
         })?;
         rows.push(HomeRow {
             id: "trending",
             title: "Trending now".into(),
+            about: None,
             items: trending,
         });
         Ok(rows)
@@ -613,6 +659,41 @@ impl Engine {
         }
         out
     }
+}
+
+/// "New in <category>": the newest catalog items of the category of `latest` (the user's
+/// latest item) that the user has not seen yet; `None` when there are none.
+fn new_in_category(
+    state: &State,
+    latest: &str,
+    user: Option<&str>,
+    recent: &[Event],
+    k: usize,
+    engine: &Engine,
+) -> Option<HomeRow> {
+    let i = state.model.artifact.history.items.get(latest)?;
+    let c = state.meta[i as usize].category;
+    let category = state.category_names.get(c as usize)?;
+    let seen: std::collections::HashSet<String> =
+        engine.seen_items(user, recent).into_iter().collect();
+    let items: Vec<Recommendation> = state
+        .newest
+        .get(category)?
+        .iter()
+        .filter(|id| !seen.contains(*id))
+        .take(k)
+        .map(|id| Recommendation {
+            item: id.clone(),
+            score: 0.0,
+            because: None,
+        })
+        .collect();
+    (!items.is_empty()).then(|| HomeRow {
+        id: "new_in_category",
+        title: format!("New in {category}"),
+        about: Some(category.clone()),
+        items,
+    })
 }
 
 fn check_k(k: usize) -> Result<()> {

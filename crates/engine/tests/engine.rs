@@ -105,7 +105,20 @@ fn event(user: &str, item: &str, kind: EventKind, day: i64) -> Event {
 }
 
 fn ids(answer: &marquee_engine::Answer) -> Vec<&str> {
-    answer.items.iter().map(|r| r.item.as_str()).collect()
+    ids_of(&answer.items)
+}
+
+fn ids_of(items: &[marquee_engine::Recommendation]) -> Vec<&str> {
+    items.iter().map(|r| r.item.as_str()).collect()
+}
+
+/// The items user `u<n>` has in [`data`].
+fn data_items_of(user: &str) -> Vec<String> {
+    let u: usize = user[1..].parse().unwrap();
+    let group = ["a", "b"][u % 2];
+    (0..6)
+        .map(|k| format!("{group}{}", (u / 2 + k * 3) % 10))
+        .collect()
 }
 
 #[test]
@@ -285,10 +298,41 @@ fn similar_items_sessions_and_home_rows() {
     let empty = engine.session(&[], 4, &Filters::default()).unwrap();
     assert_eq!(empty.basis, Basis::ColdStart);
 
+    // A title the model has never seen, newer than the rest of its category.
+    let mut shelf = catalog();
+    let later = t0() + chrono::TimeDelta::days(90);
+    shelf.push(Item::new(
+        ItemId::new("a-new").unwrap(),
+        "a new",
+        "A",
+        later,
+    ));
+    engine.set_catalog(shelf);
     let rows = engine.home(Some("u0"), &[], 4).unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r.id).collect();
-    assert_eq!(names, ["top_picks", "because_you_watched", "trending"]);
+    assert_eq!(
+        names,
+        [
+            "top_picks",
+            "because_you_watched",
+            "new_in_category",
+            "trending"
+        ]
+    );
     assert!(rows[1].title.starts_with("Because you watched a"));
+    assert_eq!(rows[1].about.as_deref(), Some(&rows[1].title[20..]));
+    assert_eq!(rows[2].title, "New in A");
+    let new_in = ids_of(&rows[2].items);
+    assert_eq!(new_in[0], "a-new", "the newest item leads: {new_in:?}");
+    let u0_has: Vec<String> = data_items_of("u0");
+    for id in &new_in {
+        assert!(id.starts_with('a'), "{new_in:?}");
+        assert!(
+            !["a1", "a2"].contains(id),
+            "hidden or out of stock: {new_in:?}"
+        );
+        assert!(!u0_has.contains(&(*id).to_owned()), "seen: {new_in:?}");
+    }
     let stranger = engine.home(None, &[], 4).unwrap();
     assert_eq!(
         stranger.iter().map(|r| r.id).collect::<Vec<_>>(),

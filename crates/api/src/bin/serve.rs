@@ -16,8 +16,12 @@ use std::sync::Arc;
 /// The storefront API listens on --storefront-addr; every route but /healthz, /readyz and
 /// /metrics needs `Authorization: Bearer <storefront key>`. The admin API (model versions and
 /// activation, segments, analytics, retraining jobs) listens on --admin-addr and needs an
-/// admin key. On the first start with no
-/// keys, one storefront and one admin key are created and printed once.
+/// admin key. On the first start with no keys, one storefront and one admin key are created
+/// and printed once.
+///
+/// Web pages (unless --no-pages): a storefront demo at the storefront address's `/` (pick a
+/// user, see their rows, click items) and the admin dashboard at the admin address's `/`
+/// (log in with the admin key).
 #[derive(Debug, Parser)]
 #[command(name = "serve", version, about, long_about)]
 struct Cli {
@@ -50,6 +54,11 @@ struct Cli {
     /// `Retry-After: 1` (health and metrics are never shed).
     #[arg(long, env = "MARQUEE_MAX_IN_FLIGHT", default_value_t = marquee_api::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+    /// Serve no web pages: neither the storefront demo (storefront `/`) nor the admin
+    /// dashboard (admin `/`). The demo shows any user's rows to whoever reaches the storefront
+    /// listener, so turn it off where that listener is public.
+    #[arg(long, env = "MARQUEE_NO_PAGES")]
+    no_pages: bool,
     /// Neither seed an empty store nor fit a first model when --model has none: fail instead.
     #[arg(long)]
     no_first_start: bool,
@@ -110,7 +119,8 @@ async fn run(cli: Cli) -> Result<()> {
     let state = AppState::new(Arc::new(engine), store)
         .with_tools(tools)
         .with_rate_limit(cli.rate_limit)
-        .with_max_in_flight(cli.max_in_flight);
+        .with_max_in_flight(cli.max_in_flight)
+        .with_pages(!cli.no_pages);
     state
         .refresh_fresh_users()
         .await

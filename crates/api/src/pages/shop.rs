@@ -1,0 +1,522 @@
+//! The storefront demo (storefront listener, no key): pick a user and see their rows ("Top
+//! picks for you", "Because you watched X", "New in <category>", "Trending now"); click an
+//! item to record a view event and see similar items; the rows follow the clicks at once
+//! (the same fold-in as `/v1/home`). A visitor without a user id is a guest: their clicks
+//! are events of an anonymous session (a cookie), and their first row is the session answer.
+//!
+//! It is a demo of what the API gives a storefront, not a shop: anyone who can reach the
+//! storefront listener can look at any user's rows, so `serve --no-pages` turns it off.
+
+use super::{cookie, encode, error_page, is_https, layout, money, page, see_other, set_cookie};
+use crate::{AppState, recent_events};
+use axum::Form;
+use axum::Router;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use marquee_domain::{Actor, Event, EventId, EventKind, Item, ItemId, SessionId, UserId};
+use marquee_engine::{Filters, HomeRow};
+use maud::{Markup, html};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Items per row.
+const ROW_LEN: usize = 10;
+/// The guest's anonymous session id.
+const VISITOR_COOKIE: &str = "mq_visitor";
+/// The guest's recently viewed items (percent-encoded ids joined by `|`), newest first.
+const RECENT_COOKIE: &str = "mq_recent";
+/// Items a guest's recent list keeps.
+const RECENT_LEN: usize = 8;
+/// How long guest cookies last (30 days).
+const GUEST_COOKIE_SECONDS: u64 = 30 * 24 * 3600;
+/// Users offered in the user picker.
+const PICKER_USERS: u32 = 30;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/items/{id}", get(item_page))
+        .route("/view", post(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Who {
+    user_id: Option<String>,
+}
+
+impl Who {
+    /// The user id, if a non-empty one was given.
+    fn user(&self) -> Option<&str> {
+        self.user_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// The header: the brand, and a form to switch user (or browse as a guest).
+fn nav(state_users: &[String], user: Option<&str>) -> Markup {
+    html! {
+        a.brand href="/" { "MARQUEE" }
+        nav {
+            a href="/" { "Guest" }
+            @if let Some(u) = user { a href=(home_link(Some(u))) { "Home of " (u) } }
+        }
+        form method="get" action="/" {
+            label for="user_id" { "Who's watching?" }
+            input #user_id name="user_id" list="users" placeholder="user id"
+                value=(user.unwrap_or("")) autocomplete="off";
+            datalist #users { @for u in state_users { option value=(u) {} } }
+            button type="submit" { "Show" }
+        }
+    }
+}
+
+fn home_link(user: Option<&str>) -> String {
+    match user {
+        Some(u) => format!("/?user_id={}", encode(u)),
+        None => "/".to_owned(),
+    }
+}
+
+async fn picker_users(state: &AppState) -> Vec<String> {
+    state
+        .store
+        .users_page(None, PICKER_USERS)
+        .await
+        .map(|users| {
+            users
+                .into_iter()
+                .map(|u| u.id.as_str().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The guest's recent items, newest first (unreadable entries are skipped).
+fn guest_recent(headers: &HeaderMap) -> Vec<String> {
+    cookie(headers, RECENT_COOKIE)
+        .map(|v| {
+            v.split('|')
+                .filter_map(super::decode)
+                .filter(|i| ItemId::new(i.as_str()).is_ok())
+                .take(RECENT_LEN)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The guest's session id, if the cookie holds a valid one.
+fn guest_session(headers: &HeaderMap) -> Option<SessionId> {
+    cookie(headers, VISITOR_COOKIE).and_then(|v| SessionId::new(v).ok())
+}
+
+/// A fresh, unguessable identifier: `prefix` and 32 hex digits.
+fn random_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No system randomness: the time still keeps ids apart.
+        let nanos = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        bytes = (i128::from(nanos)).to_le_bytes();
+    }
+    let mut id = prefix.to_owned();
+    for b in bytes {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Who>, QueryRejection>,
+) -> Response {
+    let users = picker_users(&state).await;
+    let Ok(Query(who)) = query else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "shop",
+            nav(&users, None),
+            "The address has a malformed query; the only parameter is user_id.",
+        );
+    };
+    let user = who.user();
+    let rows = match user {
+        Some(u) => {
+            if let Err(e) = UserId::new(u) {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "shop",
+                    nav(&users, None),
+                    &format!("{u:?} is not a user id: {e}"),
+                );
+            }
+            let recent = match recent_events(&state, Some(u)).await {
+                Ok(r) => r,
+                Err(e) => return error_page(e.status, "shop", nav(&users, user), &e.message),
+            };
+            state.engine.home(Some(u), &recent, ROW_LEN)
+        }
+        None => guest_rows(&state, &guest_recent(&headers)),
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!("home rows: {e}");
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "shop",
+                nav(&users, user),
+                "The rows could not be computed; the error is logged.",
+            );
+        }
+    };
+    let ids: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.items
+                .iter()
+                .map(|i| i.item.clone())
+                .chain(r.about.clone())
+        })
+        .collect();
+    let items = items_of(&state, ids.iter()).await;
+    let heading = match user {
+        Some(u) => format!("Welcome back, {u}"),
+        None => "Welcome, guest".to_owned(),
+    };
+    let body = html! {
+        h1 { (heading) }
+        @if user.is_none() {
+            p.muted { "You are browsing as a guest: your clicks shape this visit's rows. "
+                "Pick a user above to see their personal rows." }
+        }
+        @for row in &rows {
+            (render_row(row, &items, user))
+        }
+        p.muted { "Model " (state.engine.version()) " (" (state.engine.kind()) ")" }
+    };
+    page(
+        StatusCode::OK,
+        layout("Home", "shop", nav(&users, user), body),
+    )
+}
+
+/// A guest's rows: the session answer for what they viewed this visit first (when they
+/// viewed anything), then "because you watched", "new in" and trending.
+fn guest_rows(state: &AppState, recent: &[String]) -> marquee_engine::Result<Vec<HomeRow>> {
+    let now = chrono::Utc::now();
+    let session = SessionId::new("page").map_err(|_| marquee_engine::Error::BadK(0))?;
+    // The newest first, a millisecond apart, so "because you watched" names the last click.
+    let events: Vec<Event> = recent
+        .iter()
+        .enumerate()
+        .filter_map(|(n, item)| {
+            Some(Event {
+                id: EventId::new(format!("page:{n}")).ok()?,
+                actor: Actor::Session(session.clone()),
+                item: Some(ItemId::new(item.as_str()).ok()?),
+                kind: EventKind::View,
+                value: None,
+                timestamp: now - chrono::TimeDelta::milliseconds(n as i64),
+                context: None,
+            })
+        })
+        .collect();
+    let mut rows: Vec<HomeRow> = state
+        .engine
+        .home(None, &events, ROW_LEN)?
+        .into_iter()
+        .filter(|r| r.id != "top_picks")
+        .collect();
+    if !recent.is_empty() {
+        let answer = state.engine.session(recent, ROW_LEN, &Filters::default())?;
+        if !answer.items.is_empty() {
+            rows.insert(
+                0,
+                HomeRow {
+                    id: "this_visit",
+                    title: "Picked for this visit".into(),
+                    about: None,
+                    items: answer.items,
+                },
+            );
+        }
+    }
+    Ok(rows)
+}
+
+/// The catalog entries of `ids` (one store query).
+async fn items_of<'a>(
+    state: &AppState,
+    ids: impl Iterator<Item = &'a String>,
+) -> HashMap<String, Item> {
+    let mut wanted: Vec<ItemId> = ids.filter_map(|i| ItemId::new(i.as_str()).ok()).collect();
+    wanted.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+    wanted.dedup();
+    match state.store.items_by_ids(&wanted).await {
+        Ok(items) => items
+            .into_iter()
+            .map(|i| (i.id.as_str().to_owned(), i))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("reading item titles: {e}");
+            HashMap::new()
+        }
+    }
+}
+
+fn row_title(row: &HomeRow, items: &HashMap<String, Item>) -> String {
+    match (row.id, row.about.as_deref()) {
+        ("because_you_watched", Some(item)) => format!(
+            "Because you watched {}",
+            items.get(item).map_or(item, |i| i.title.as_str())
+        ),
+        _ => row.title.clone(),
+    }
+}
+
+fn render_row(row: &HomeRow, items: &HashMap<String, Item>, user: Option<&str>) -> Markup {
+    html! {
+        section.row data-row=(row.id) {
+            h2 { (row_title(row, items)) }
+            ul.cards {
+                @for r in &row.items {
+                    li { (card(&r.item, items.get(&r.item), user)) }
+                }
+            }
+        }
+    }
+}
+
+/// An item as a card; clicking it posts a view.
+fn card(id: &str, item: Option<&Item>, user: Option<&str>) -> Markup {
+    html! {
+        form method="post" action="/view" {
+            input type="hidden" name="item" value=(id);
+            @if let Some(u) = user { input type="hidden" name="user_id" value=(u); }
+            button.card type="submit" data-item=(id) {
+                span.title { (item.map_or(id, |i| i.title.as_str())) }
+                @if let Some(i) = item {
+                    span.meta { (i.category) }
+                    @if let Some(p) = i.price {
+                        span.price { (money(p.minor, Some(p.currency.as_str()))) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ViewForm {
+    item: String,
+    user_id: Option<String>,
+}
+
+/// `POST /view`: records a view event of the item (for the user, or the guest's session)
+/// and shows the item.
+async fn view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ViewForm>, FormRejection>,
+) -> Response {
+    let nav_plain = || nav(&[], None);
+    if !super::same_origin(&headers) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "shop",
+            nav_plain(),
+            "This form was posted from another site.",
+        );
+    }
+    let Ok(Form(form)) = form else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "shop",
+            nav_plain(),
+            "The form needs an item (and may name a user_id).",
+        );
+    };
+    let user = form
+        .user_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty());
+    let found = match ItemId::new(form.item.as_str()) {
+        Ok(id) => state.store.item(&id).await,
+        Err(_) => Ok(None),
+    };
+    let item = match found {
+        Ok(Some(item)) if !item.hidden => item,
+        Ok(_) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "shop",
+                nav_plain(),
+                &format!("There is no item {:?}.", form.item),
+            );
+        }
+        Err(e) => {
+            let e = crate::ApiError::internal(e);
+            return error_page(e.status, "shop", nav_plain(), &e.message);
+        }
+    };
+    let mut cookies = Vec::new();
+    let actor = match user {
+        Some(u) => match UserId::new(u) {
+            Ok(id) => Actor::User(id),
+            Err(e) => {
+                return error_page(
+                    StatusCode::BAD_REQUEST,
+                    "shop",
+                    nav_plain(),
+                    &format!("{u:?} is not a user id: {e}"),
+                );
+            }
+        },
+        None => {
+            let secure = is_https(&headers);
+            let session = match guest_session(&headers) {
+                Some(s) => s,
+                None => {
+                    let id = random_id("web-");
+                    cookies.push(set_cookie(
+                        VISITOR_COOKIE,
+                        &id,
+                        GUEST_COOKIE_SECONDS,
+                        secure,
+                    ));
+                    match SessionId::new(id) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            return error_page(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "shop",
+                                nav_plain(),
+                                &e.to_string(),
+                            );
+                        }
+                    }
+                }
+            };
+            let mut recent = guest_recent(&headers);
+            recent.retain(|i| i != item.id.as_str());
+            recent.insert(0, item.id.as_str().to_owned());
+            recent.truncate(RECENT_LEN);
+            let value: Vec<String> = recent.iter().map(|i| encode(i)).collect();
+            cookies.push(set_cookie(
+                RECENT_COOKIE,
+                &value.join("|"),
+                GUEST_COOKIE_SECONDS,
+                secure,
+            ));
+            Actor::Session(session)
+        }
+    };
+    let event = EventId::new(random_id("web-view-")).map(|id| Event {
+        id,
+        actor,
+        item: Some(item.id.clone()),
+        kind: EventKind::View,
+        value: None,
+        timestamp: chrono::Utc::now(),
+        context: None,
+    });
+    let stored = match event {
+        Ok(e) => state
+            .store
+            .insert_events(std::slice::from_ref(&e))
+            .await
+            .map(|s| (e, s)),
+        Err(e) => {
+            return error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "shop",
+                nav_plain(),
+                &e.to_string(),
+            );
+        }
+    };
+    match stored {
+        Ok((event, stored)) => {
+            if let Actor::User(u) = &event.actor {
+                state.note_fresh_user(u.as_str());
+            }
+            state.metrics.add_events(stored.inserted);
+        }
+        Err(e) => {
+            let e = crate::ApiError::internal(e);
+            return error_page(e.status, "shop", nav_plain(), &e.message);
+        }
+    }
+    let mut location = format!("/items/{}", encode(item.id.as_str()));
+    if let Some(u) = user {
+        location.push_str(&format!("?user_id={}", encode(u)));
+    }
+    see_other(&location, &cookies)
+}
+
+/// `GET /items/{id}?user_id`: the item and "More like this".
+async fn item_page(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<Who>, QueryRejection>,
+) -> Response {
+    let users = picker_users(&state).await;
+    let who = query.map_or(Who { user_id: None }, |Query(w)| w);
+    let user = who.user();
+    let found = match ItemId::new(id.as_str()) {
+        Ok(item_id) => state.store.item(&item_id).await,
+        Err(_) => Ok(None),
+    };
+    let item = match found {
+        Ok(Some(item)) if !item.hidden => item,
+        Ok(_) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                "shop",
+                nav(&users, user),
+                &format!("There is no item {id:?}."),
+            );
+        }
+        Err(e) => {
+            let e = crate::ApiError::internal(e);
+            return error_page(e.status, "shop", nav(&users, user), &e.message);
+        }
+    };
+    let similar = state
+        .engine
+        .similar(item.id.as_str(), ROW_LEN, &Filters::default())
+        .map(|a| a.items)
+        .unwrap_or_default();
+    let items = items_of(&state, similar.iter().map(|r| &r.item)).await;
+    let row = HomeRow {
+        id: "similar",
+        title: "More like this".into(),
+        about: Some(item.id.as_str().to_owned()),
+        items: similar,
+    };
+    let body = html! {
+        p { a href=(home_link(user)) { "← Back to the rows" } }
+        article.detail data-item=(item.id.as_str()) {
+            h1 { (item.title) }
+            div.muted { (item.category)
+                @for g in &item.genres { " · " (g) } }
+            @if let Some(p) = item.price { div.price { (money(p.minor, Some(p.currency.as_str()))) } }
+            @if !item.in_stock { div.error { "Out of stock" } }
+        }
+        @if row.items.is_empty() {
+            p.muted { "Nothing similar yet: this item has no viewing history in the model." }
+        } @else {
+            (render_row(&row, &items, user))
+        }
+    };
+    page(
+        StatusCode::OK,
+        layout(&item.title, "shop", nav(&users, user), body),
+    )
+}
