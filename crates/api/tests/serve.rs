@@ -8,112 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-
-/// A minimal HTTP/1.1 exchange; returns the status code and the JSON body.
-fn http(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
-    let (status, _, body) = http_raw(port, method, path, key, body);
-    // Chunked or not, the JSON object is the part between the outer braces.
-    let json = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) => &body[a..=b],
-        _ => "null",
-    };
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
-}
-
-/// A minimal HTTP/1.1 exchange; returns the status code, the head and the body as text.
-fn http_raw(port: u16, method: &str, path: &str, key: &str, body: &str) -> (u16, String, String) {
-    try_http(port, method, path, key, body).unwrap()
-}
-
-/// [`http_raw`] that reports a refused, reset or cut-off connection instead of panicking.
-fn try_http(
-    port: u16,
-    method: &str,
-    path: &str,
-    key: &str,
-    body: &str,
-) -> std::io::Result<(u16, String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut bytes = Vec::new();
-    s.read_to_end(&mut bytes)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let status: u16 = text
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&*text, ""));
-    Ok((status, head.to_owned(), body.to_owned()))
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Customers and their orders, for retraining and segments through the admin API: one paid
-/// order of each shop user's four items; even users consent to marketing.
-async fn add_customers(url: &str) {
-    use marquee_domain::{Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus};
-    use marquee_domain::{User, UserId};
-    let store = marquee_store::Store::open(url).await.unwrap();
-    let now = chrono::Utc::now();
-    let mut users = Vec::new();
-    let mut orders = Vec::new();
-    for u in 0..20usize {
-        let id = UserId::new(format!("u{u}")).unwrap();
-        let mut user = User::new(id.clone(), now - chrono::TimeDelta::days(90));
-        user.marketing_consent = u % 2 == 0;
-        users.push(user);
-        let group = if u % 2 == 0 { "a" } else { "b" };
-        orders.push(Order {
-            id: OrderId::new(format!("o{u}")).unwrap(),
-            user: Some(id),
-            created_at: now - chrono::TimeDelta::days(1 + u as i64 * 3),
-            status: OrderStatus::Paid,
-            lines: (0..4)
-                .map(|k| OrderLine {
-                    item: ItemId::new(format!("{group}{}", (u / 2 + k * 3) % 8)).unwrap(),
-                    quantity: 1,
-                    unit_price: Money::new(500 + u as i64, Currency::new("EUR").unwrap()),
-                })
-                .collect(),
-        });
-    }
-    store.upsert_users(&users).await.unwrap();
-    store.put_orders(&orders).await.unwrap();
-}
+use common::{
+    KillOnDrop, add_customers, free_port, http, http_raw, read_keys, spawn_serve, try_http,
+};
 
 #[test]
 fn serve_answers_and_learns_from_events() {
@@ -572,51 +469,6 @@ fn acknowledged_writes_survive_sigkill() {
 }
 
 /// The storefront and admin keys a first start prints on standard output.
-fn read_keys(child: &mut KillOnDrop) -> (String, String) {
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut key = String::new();
-    let mut admin_key = String::new();
-    for _ in 0..2 {
-        let line = lines.next().unwrap().unwrap();
-        if let Some(k) = line.strip_prefix("storefront key: ") {
-            key = k.to_owned();
-        } else {
-            admin_key = line.strip_prefix("admin key: ").expect(&line).to_owned();
-        }
-    }
-    (key, admin_key)
-}
-
-/// Starts `serve` on `port` and `admin_port` over the store `url` and the model folder `model`,
-/// and waits until it answers. Its standard output is piped (keys are printed there).
-fn spawn_serve(url: &str, model: &std::path::Path, port: u16, admin_port: u16) -> KillOnDrop {
-    let child = Command::new(env!("CARGO_BIN_EXE_serve"))
-        .args(["--storefront-addr", &format!("127.0.0.1:{port}")])
-        .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
-        .arg("--model")
-        .arg(model)
-        .arg("--no-first-start")
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut child = KillOnDrop(child);
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("serve exited early: {status}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
 /// Polls `check` every 50 ms until it holds; returns how long that took, or panics after
 /// `limit` with the last value seen.
 fn within(limit: Duration, what: &str, mut check: impl FnMut() -> (bool, Value)) -> Duration {
