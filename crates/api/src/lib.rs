@@ -28,6 +28,9 @@
 //!
 //! Every error is `{"error": {"code", "message"}}` with a 4xx status naming what is wrong;
 //! every recommendation answer carries `model_version`.
+//!
+//! Unless [`AppState::with_pages`] turns them off, the storefront router also serves the
+//! storefront demo pages and the admin router the admin dashboard (module `pages`).
 
 mod admin;
 mod catalog;

@@ -2,7 +2,7 @@
 //! for a visitor that change their next recommendations, and a clean stop on SIGTERM.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
