@@ -262,7 +262,10 @@ async fn dashboard(c: Client, site: &Site) {
         first_row.attr("data-item").await.unwrap().as_deref(),
         top["products"][0]["item"].as_str()
     );
-    let bars = c.find_all(Locator::Css("svg.chart rect")).await.unwrap();
+    let bars = c
+        .find_all(Locator::Css("svg.chart rect.bar"))
+        .await
+        .unwrap();
     let months = api("/v1/admin/analytics/revenue?period=month");
     assert_eq!(bars.len(), months["rows"].as_array().unwrap().len());
     shot(&c, "dashboard-overview").await;
@@ -303,6 +306,23 @@ async fn dashboard(c: Client, site: &Site) {
     assert_eq!(text(&c, "p.notice").await, "Version v2 is now active.");
     assert_eq!(text(&c, "#active-version").await, "v2");
     assert_eq!(api("/v1/admin/models")["active"], "v2");
+    let mut charted = Vec::new();
+    for bar in c
+        .find_all(Locator::Css("svg.chart rect.bar"))
+        .await
+        .unwrap()
+    {
+        charted.push(bar.attr("data-value").await.unwrap().unwrap());
+    }
+    assert_eq!(
+        charted,
+        ["0.312", "0.221", "0.181"],
+        "v2's nDCG, recall, baseline"
+    );
+    assert_eq!(
+        text(&c, "#versions tr[data-version='v2'] td:nth-child(4)").await,
+        "0.312"
+    );
     shot(&c, "dashboard-models").await;
 
     // Catalog: retitle an item; the storefront API serves the new title.
@@ -431,13 +451,15 @@ async fn the_pages_work_in_a_real_browser() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), v2.join(entry.file_name())).unwrap();
     }
+    // v2 was evaluated (as `train` records it): its metrics are charted, v1's are not.
     let manifest = v2.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(
-        &manifest,
-        text.replace("\"version\": \"v1\"", "\"version\": \"v2\""),
-    )
-    .unwrap();
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    m["version"] = json!("v2");
+    m["metrics"] = json!({
+        "test": {"k": 10, "ndcg": 0.312, "recall": 0.221},
+        "baseline": {"k": 10, "ndcg": 0.181, "recall": 0.074},
+    });
+    std::fs::write(&manifest, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     // Segments, computed by the real tool.
     let tools = Path::new(env!("CARGO_BIN_EXE_serve")).parent().unwrap();
     let out = Command::new(tools.join("segments"))

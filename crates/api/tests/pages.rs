@@ -572,7 +572,7 @@ async fn dashboard_kpis_are_the_apis_numbers() {
     let table = &page.body[page.body.find("id=\"top-products\"").unwrap()..];
     assert!(table.find("data-item=\"a3\"") < table.find("data-item=\"b2\""));
     let chart = &page.body[page.body.find("<svg").unwrap()..page.body.find("</svg>").unwrap()];
-    assert_eq!(chart.matches("<rect").count(), 3, "{chart}");
+    assert_eq!(chart.matches("<rect class=\"bar\"").count(), 3, "{chart}");
     assert!(page.body.contains("id=\"recent-orders\"") && page.body.contains(">o2<"));
 }
 

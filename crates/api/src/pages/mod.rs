@@ -42,6 +42,7 @@ body.shop .notice{background:#1d3b2a;color:#c9f2d6}
 .row{margin:0 0 1.4rem}
 .row h2{margin:.2rem 0 .5rem}
 .cards{list-style:none;margin:0;padding:0 0 .4rem;display:grid;grid-auto-flow:column;grid-auto-columns:minmax(150px,180px);gap:.7rem;overflow-x:auto}
+.cards{scrollbar-color:#555 transparent;scrollbar-width:thin}
 .cards form{margin:0;height:100%}
 .card{display:flex;flex-direction:column;justify-content:space-between;gap:.3rem;width:100%;height:100%;min-height:120px;text-align:left;padding:.7rem;border-radius:6px;background:linear-gradient(160deg,#2d2d2d,#1c1c1c);color:#eee;border:1px solid #333}
 .card:hover,.card:focus{border-color:#e50914;outline:none}
@@ -63,7 +64,7 @@ form.inline{display:inline;margin:0}
 .form{display:grid;gap:.6rem;max-width:520px}
 .form label{display:grid;gap:.2rem}
 .form .check{display:flex;gap:.4rem;align-items:center}
-svg.chart{width:100%;height:auto;display:block}
+svg.chart{width:100%;max-width:760px;height:auto;display:block}
 svg.chart text{font:11px system-ui,sans-serif;fill:#52606d}
 @media (max-width:600px){main{padding:.8rem .7rem 2rem}header.bar form{margin-left:0;width:100%}header.bar form input{flex:1}}
 "#;

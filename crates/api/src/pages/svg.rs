@@ -19,7 +19,8 @@ pub(crate) struct Group {
     pub values: Vec<f64>,
 }
 
-/// A bar chart: one bar per group and series, the y axis from 0 to the largest value, labelled
+/// A bar chart: one bar per group and series (`rect.bar`; values that are not finite, such
+/// as a metric a version lacks, get none), the y axis from 0 to the largest value, labelled
 /// with `fmt`. `series` names the series (a legend is drawn for more than one).
 pub(crate) fn bars(
     title: &str,
@@ -51,11 +52,11 @@ pub(crate) fn bars(
                 text x=(LEFT - 6.0) y=(y(top * frac) + 4.0) text-anchor="end" { (fmt(top * frac)) }
             }
             @for (g, group) in groups.iter().enumerate() {
-                @for (s, value) in group.values.iter().enumerate() {
-                    @let v = if value.is_finite() { value.max(0.0) } else { 0.0 };
+                @for (s, value) in group.values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
+                    @let v = value.max(0.0);
                     @let x = LEFT + slot * g as f64 + slot * 0.1 + bar_w * s as f64;
-                    rect x=(fmt1(x)) y=(fmt1(y(v))) width=(fmt1(bar_w)) height=(fmt1(y(0.0) - y(v)))
-                        fill=(COLOURS[s % COLOURS.len()]) {
+                    rect.bar x=(fmt1(x)) y=(fmt1(y(v))) width=(fmt1(bar_w)) height=(fmt1(y(0.0) - y(v)))
+                        fill=(COLOURS[s % COLOURS.len()]) data-value=(v) {
                         title { (group.label) ": " (series.get(s).copied().unwrap_or("")) " " (fmt(v)) }
                     }
                 }
@@ -103,8 +104,15 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"), "{svg}");
-        // No data: no division by zero, no NaN.
+        // No data: no division by zero, no NaN; a missing value draws no bar.
         let empty = bars("None", &["a", "b"], &[], &|v| v.to_string()).into_string();
         assert!(!empty.contains("NaN"), "{empty}");
+        let gap = vec![Group {
+            label: "v1".into(),
+            values: vec![f64::NAN, 0.5],
+        }];
+        let one = bars("Gap", &["a", "b"], &gap, &|v| v.to_string()).into_string();
+        assert_eq!(one.matches("class=\"bar\"").count(), 1, "{one}");
+        assert!(!one.contains("NaN"), "{one}");
     }
 }

@@ -112,13 +112,22 @@ impl std::ops::DerefMut for KillOnDrop {
     }
 }
 
+/// A port nothing listens on, for a server a test starts. Taken below the kernel's range
+/// of ephemeral ports (32768–60999 on Linux), so that the outgoing connections of other
+/// tests running meanwhile cannot take it before the server binds it; spread by process id
+/// and a counter so that parallel tests do not pick the same one.
 #[allow(dead_code)]
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7_919);
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base.wrapping_add(n.wrapping_mul(127)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Customers and their orders, for retraining and segments through the admin API: one paid
