@@ -45,11 +45,11 @@ fn history() -> Interactions {
     Interactions::from_timed_triplets(rows)
 }
 
-fn als_engine(dir: &std::path::Path) -> Engine {
+fn als_engine(dir: &std::path::Path) -> (Engine, Als) {
     let history = history();
     let mut rng = SeededRng::new(5);
     let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32 * 0.1).collect() };
-    let model = Model::Als(Als {
+    let als = Als {
         params: AlsParams {
             factors: FACTORS,
             ..AlsParams::default()
@@ -58,7 +58,8 @@ fn als_engine(dir: &std::path::Path) -> Engine {
         n_items: history.n_items(),
         user_factors: random(history.n_users() * FACTORS),
         item_factors: random(history.n_items() * FACTORS),
-    });
+    };
+    let model = Model::Als(als.clone());
     let mut artifact = Artifact::new(
         "bench",
         "v1",
@@ -70,13 +71,24 @@ fn als_engine(dir: &std::path::Path) -> Engine {
     );
     let path = dir.join("als");
     artifact.save(&path).unwrap();
-    Engine::open(&path, Vec::new()).unwrap()
+    (Engine::open(&path, Vec::new()).unwrap(), als)
 }
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = als_engine(dir.path());
+    let (engine, als) = als_engine(dir.path());
     let filters = Filters::default();
+    // The parts of a request: the scores of every item, then the top 10 of them.
+    let mut scores = vec![0.0_f32; ITEMS];
+    c.bench_function("als scores only, 10k items x 64 factors", |b| {
+        b.iter(|| {
+            als.scores_for(black_box(als.user_vector(17)), &mut scores);
+            black_box(&scores);
+        });
+    });
+    c.bench_function("top-10 of 10k scores", |b| {
+        b.iter(|| black_box(marquee_models::top_k(black_box(&scores), 10, &[])));
+    });
     c.bench_function("als top-10, 10k items x 64 factors", |b| {
         b.iter(|| black_box(engine.recommend(Some("u17"), &[], 10, &filters).unwrap()));
     });

@@ -38,6 +38,7 @@ pub mod first_start;
 pub mod jobs;
 pub mod metrics;
 mod pages;
+mod writer;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -92,6 +93,8 @@ pub struct AppState {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// Whether the routers serve the web pages (storefront demo, admin dashboard).
     pages: bool,
+    /// The group-commit writer of event batches, started by the first batch.
+    writer: Arc<std::sync::OnceLock<writer::EventWriter>>,
 }
 
 /// Requests answered at once (per listener pair) before new ones are shed with 503.
@@ -169,6 +172,7 @@ impl AppState {
             catalog_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             pages: true,
+            writer: Arc::default(),
         }
     }
 
@@ -322,6 +326,12 @@ impl AppState {
             f.invalidate(user);
             f.users.insert(user.to_owned());
         }
+    }
+
+    /// The event writer (started on first use, on the runtime of the request using it).
+    fn event_writer(&self) -> &writer::EventWriter {
+        self.writer
+            .get_or_init(|| writer::EventWriter::spawn(self.store.clone()))
     }
 
     /// Drops every cached key verification (after a key is revoked).
@@ -1244,15 +1254,21 @@ async fn events(
         .enumerate()
         .map(|(n, e)| to_event(n, e, now))
         .collect::<Result<Vec<_>, _>>()?;
+    let users: Vec<UserId> = events
+        .iter()
+        .filter_map(|e| match &e.actor {
+            Actor::User(u) => Some(u.clone()),
+            Actor::Session(_) => None,
+        })
+        .collect();
+    // Durable when this returns (committed together with the batches posted meanwhile).
     let stored = state
-        .store
-        .insert_events(&events)
+        .event_writer()
+        .write(events)
         .await
         .map_err(ApiError::internal)?;
-    for e in &events {
-        if let Actor::User(u) = &e.actor {
-            state.note_fresh_user(u.as_str());
-        }
+    for u in &users {
+        state.note_fresh_user(u.as_str());
     }
     state.metrics.add_events(stored.inserted);
     Ok((

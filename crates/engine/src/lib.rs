@@ -796,27 +796,51 @@ fn rank(
     blocked.sort_unstable();
     blocked.dedup();
     let top = top_k(scores, k, blocked);
+    let because = match history {
+        Some(h) => explain(m, h, &top),
+        None => vec![None; top.len()],
+    };
     Ok(top
         .into_iter()
-        .map(|(i, score)| Recommendation {
+        .zip(because)
+        .map(|((i, score), because)| Recommendation {
             item: items.id(i as usize).to_owned(),
             score,
-            because: history.and_then(|h| explain(m, h, i)),
+            because: because.map(|h| items.id(h as usize).to_owned()),
         })
         .collect())
 }
 
-/// The history item most similar to `item` (through the item-kNN neighbours), if any.
-fn explain(m: &Loaded, history: Row<'_>, item: u32) -> Option<String> {
-    history
-        .items
-        .iter()
-        .filter_map(|&h| {
-            m.knn
-                .neighbors_of(h as usize)
-                .find(|&(j, _)| j == item as usize)
-                .map(|(_, s)| (h, s))
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(h, _)| m.artifact.history.items.id(h as usize).to_owned())
+thread_local! {
+    /// Per item, its position in the answer being explained plus one (0: not in it); all
+    /// zero between requests.
+    static MARKS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// For each item of `top`, the history item most similar to it through the item-kNN
+/// neighbours (the most similar; on a tie the later history item), if any. One pass over the
+/// history's neighbour lists, whatever the length of `top`.
+fn explain(m: &Loaded, history: Row<'_>, top: &[(u32, f32)]) -> Vec<Option<u32>> {
+    let mut best: Vec<Option<(u32, f32)>> = vec![None; top.len()];
+    MARKS.with_borrow_mut(|marks| {
+        marks.resize(m.n_items(), 0);
+        for (p, &(i, _)) in top.iter().enumerate() {
+            marks[i as usize] = p as u32 + 1;
+        }
+        for &h in history.items {
+            for (j, s) in m.knn.neighbors_of(h as usize) {
+                let Some(&p) = marks.get(j) else { continue };
+                if p != 0 {
+                    let b = &mut best[p as usize - 1];
+                    if b.is_none_or(|(_, bs)| s.total_cmp(&bs).is_ge()) {
+                        *b = Some((h, s));
+                    }
+                }
+            }
+        }
+        for &(i, _) in top {
+            marks[i as usize] = 0;
+        }
+    });
+    best.into_iter().map(|b| b.map(|(h, _)| h)).collect()
 }
