@@ -1,7 +1,8 @@
 //! In-process latency of one recommendation request: top 10 for one known user over 10,000
 //! items × 64 factors (ALS), through the engine with its default filters (seen, hidden and
-//! out-of-stock items left out). Also EASE over the same catalog, and a fold-in request (ALS
-//! with new events).
+//! out-of-stock items left out), its parts (the scores alone, the top 10 alone), and a
+//! fold-in request (ALS with new events). Also the EASE scores of a 40-item history over
+//! 1,000 items, from the sparse neighbour lists and from the dense rows serving uses.
 //!
 //! ```sh
 //! cargo bench -p marquee-benches --bench scoring
@@ -11,7 +12,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use marquee_domain::rng::SeededRng;
 use marquee_domain::{Actor, Event, EventId, EventKind, EventWeights, ItemId, UserId};
 use marquee_engine::{Engine, Filters};
-use marquee_models::{Als, AlsParams, Artifact, Interactions, Model};
+use marquee_models::{
+    Als, AlsParams, Artifact, Ease, EaseParams, Interactions, ItemItem, Model, Row,
+};
 use std::hint::black_box;
 
 const ITEMS: usize = 10_000;
@@ -114,5 +117,46 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn ease(c: &mut Criterion) {
+    let mut rng = SeededRng::new(11);
+    let n = 1_000;
+    let items: Vec<String> = (0..n).map(|i| format!("i{i}")).collect();
+    let users: Vec<String> = (0..3_000).map(|u| format!("u{u}")).collect();
+    let mut rows = Vec::new();
+    for u in &users {
+        for _ in 0..30 {
+            rows.push((u.as_str(), items[rng.index(n)].as_str(), 1.0, 0));
+        }
+    }
+    let x = Interactions::from_timed_triplets(rows);
+    let model = Ease::fit(&x, EaseParams::default()).unwrap();
+    let dense = model.graph.to_dense(2_048).unwrap();
+    let history_items: Vec<u32> = (0..40).map(|k| k * 23).collect();
+    let values = vec![1.0_f32; history_items.len()];
+    let history = Row {
+        items: &history_items,
+        values: &values,
+    };
+    let mut out = vec![0.0_f32; x.n_items()];
+    c.bench_function(
+        "ease scores, 40 history items over 1k items, sparse lists",
+        |b| {
+            b.iter(|| {
+                model.graph.score(black_box(history), false, &mut out);
+                black_box(&out);
+            });
+        },
+    );
+    c.bench_function(
+        "ease scores, 40 history items over 1k items, dense rows",
+        |b| {
+            b.iter(|| {
+                ItemItem::score_dense(black_box(&dense), black_box(history), false, &mut out);
+                black_box(&out);
+            });
+        },
+    );
+}
+
+criterion_group!(benches, bench, ease);
 criterion_main!(benches);

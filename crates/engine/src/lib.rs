@@ -147,7 +147,14 @@ struct Loaded {
     knn: ItemKnn,
     /// ALS only: `YᵀY + λI` (f × f, f64) for the fold-in.
     gram: Option<Vec<f64>>,
+    /// EASE and item-kNN with a small, dense item-item matrix: its dense rows and whether
+    /// scores weight the history ([`DENSE_MAX_ITEMS`]); the same scores, vectorised.
+    dense: Option<(Vec<f32>, bool)>,
 }
+
+/// Item-item models of at most this many items are scored over dense rows when dense enough
+/// (at most 16 MiB of rows).
+const DENSE_MAX_ITEMS: usize = 2_048;
 
 impl Loaded {
     fn load(path: &Path) -> Result<Self> {
@@ -184,6 +191,17 @@ impl Loaded {
             Model::Als(als) => Some(fold::gram(als)),
             _ => None,
         };
+        let dense = match &artifact.model {
+            Model::Ease(e) => e
+                .graph
+                .to_dense(DENSE_MAX_ITEMS)
+                .map(|d| (d, e.params.weighted)),
+            Model::ItemKnn(k) => k
+                .graph
+                .to_dense(DENSE_MAX_ITEMS)
+                .map(|d| (d, k.params.weighted)),
+            _ => None,
+        };
         Ok(Self {
             artifact,
             dir,
@@ -193,6 +211,7 @@ impl Loaded {
             trending,
             knn,
             gram,
+            dense,
         })
     }
 
@@ -489,7 +508,12 @@ impl Engine {
                     let x = fold::fold_in(als, gram, now);
                     als.scores_for(&x, scores);
                 }
-                (model, u) => model.score(u.unwrap_or(0), now, scores),
+                (model, u) => match &m.dense {
+                    Some((dense, weighted)) => {
+                        marquee_models::ItemItem::score_dense(dense, now, *weighted, scores);
+                    }
+                    None => model.score(u.unwrap_or(0), now, scores),
+                },
             }
             let seen: &[u32] = if filters.include_seen { &[] } else { items };
             let out = rank(&state, scores, seen, k, filters, Some(now), blocked)?;
