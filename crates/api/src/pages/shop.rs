@@ -346,24 +346,9 @@ async fn view(
         .as_deref()
         .map(str::trim)
         .filter(|u| !u.is_empty());
-    let found = match ItemId::new(form.item.as_str()) {
-        Ok(id) => state.store.item(&id).await,
-        Err(_) => Ok(None),
-    };
-    let item = match found {
-        Ok(Some(item)) if !item.hidden => item,
-        Ok(_) => {
-            return error_page(
-                StatusCode::NOT_FOUND,
-                "shop",
-                nav_plain(),
-                &format!("There is no item {:?}.", form.item),
-            );
-        }
-        Err(e) => {
-            let e = crate::ApiError::internal(e);
-            return error_page(e.status, "shop", nav_plain(), &e.message);
-        }
+    let item = match visible_item(&state, &form.item, nav_plain()).await {
+        Ok(item) => item,
+        Err(page) => return page,
     };
     let mut cookies = Vec::new();
     let actor = match user {
@@ -460,6 +445,28 @@ async fn view(
     see_other(&location, &cookies)
 }
 
+/// The catalog item `id` if it exists and is not hidden; else the page to answer (404, or
+/// the store's error).
+async fn visible_item(state: &AppState, id: &str, nav: Markup) -> Result<Item, Response> {
+    let found = match ItemId::new(id) {
+        Ok(item_id) => state.store.item(&item_id).await,
+        Err(_) => Ok(None),
+    };
+    match found {
+        Ok(Some(item)) if !item.hidden => Ok(item),
+        Ok(_) => Err(error_page(
+            StatusCode::NOT_FOUND,
+            "shop",
+            nav,
+            &format!("There is no item {id:?}."),
+        )),
+        Err(e) => {
+            let e = crate::ApiError::internal(e);
+            Err(error_page(e.status, "shop", nav, &e.message))
+        }
+    }
+}
+
 /// `GET /items/{id}?user_id`: the item and "More like this".
 async fn item_page(
     State(state): State<AppState>,
@@ -469,24 +476,9 @@ async fn item_page(
     let users = picker_users(&state).await;
     let who = query.map_or(Who { user_id: None }, |Query(w)| w);
     let user = who.user();
-    let found = match ItemId::new(id.as_str()) {
-        Ok(item_id) => state.store.item(&item_id).await,
-        Err(_) => Ok(None),
-    };
-    let item = match found {
-        Ok(Some(item)) if !item.hidden => item,
-        Ok(_) => {
-            return error_page(
-                StatusCode::NOT_FOUND,
-                "shop",
-                nav(&users, user),
-                &format!("There is no item {id:?}."),
-            );
-        }
-        Err(e) => {
-            let e = crate::ApiError::internal(e);
-            return error_page(e.status, "shop", nav(&users, user), &e.message);
-        }
+    let item = match visible_item(&state, &id, nav(&users, user)).await {
+        Ok(item) => item,
+        Err(page) => return page,
     };
     let similar = state
         .engine
