@@ -89,6 +89,14 @@ fn bench(c: &mut Criterion) {
             black_box(&scores);
         });
     });
+    let quantized = marquee_models::QuantizedFactors::new(&als.item_factors, ITEMS, FACTORS);
+    let mut approx = vec![0.0_f32; ITEMS];
+    c.bench_function("als int8 first-pass scores, 10k items x 64 factors", |b| {
+        b.iter(|| {
+            quantized.scores(black_box(als.user_vector(17)), &mut approx);
+            black_box(&approx);
+        });
+    });
     c.bench_function("top-10 of 10k scores", |b| {
         b.iter(|| black_box(marquee_models::top_k(black_box(&scores), 10, &[])));
     });

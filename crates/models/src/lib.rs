@@ -23,6 +23,7 @@ mod knn;
 mod matrix;
 pub mod metrics;
 mod popularity;
+mod quant;
 pub mod search;
 #[cfg(feature = "segments")]
 pub mod segments;
@@ -36,6 +37,7 @@ pub use item_item::ItemItem;
 pub use knn::{ItemKnn, ItemKnnParams};
 pub use matrix::{IdMap, Interactions, Row};
 pub use popularity::{Popularity, Trending, TrendingParams};
+pub use quant::QuantizedFactors;
 pub use topk::top_k;
 
 /// What went wrong while fitting or evaluating.
