@@ -150,7 +150,17 @@ struct Loaded {
     /// EASE and item-kNN with a small, dense item-item matrix: its dense rows and whether
     /// scores weight the history ([`DENSE_MAX_ITEMS`]); the same scores, vectorised.
     dense: Option<(Vec<f32>, bool)>,
+    /// ALS with at least [`QUANT_MIN_ITEMS`] items: the item factors in 8 bits, for a first
+    /// pass whose best candidates are then scored exactly.
+    quant: Option<marquee_models::QuantizedFactors>,
 }
+
+/// ALS models of at least this many items score in two passes (int8 for every item, f32 for
+/// the best `k` + [`QUANT_MARGIN`]); smaller ones in one f32 pass.
+const QUANT_MIN_ITEMS: usize = 4_096;
+/// Candidates scored exactly beyond the `k` asked for (more make the candidate pass slower
+/// than the exact pass they save; fewer make the proof of exactness fail more often).
+const QUANT_MARGIN: usize = 16;
 
 /// Item-item models of at most this many items are scored over dense rows when dense enough
 /// (at most 16 MiB of rows).
@@ -191,6 +201,16 @@ impl Loaded {
             Model::Als(als) => Some(fold::gram(als)),
             _ => None,
         };
+        let quant = match &artifact.model {
+            Model::Als(als) if als.n_items >= QUANT_MIN_ITEMS => {
+                Some(marquee_models::QuantizedFactors::new(
+                    &als.item_factors,
+                    als.n_items,
+                    als.params.factors,
+                ))
+            }
+            _ => None,
+        };
         let dense = match &artifact.model {
             Model::Ease(e) => e
                 .graph
@@ -212,6 +232,7 @@ impl Loaded {
             knn,
             gram,
             dense,
+            quant,
         })
     }
 
@@ -501,6 +522,20 @@ impl Engine {
             }
             let now = Row { items, values };
             scores.resize(m.n_items(), 0.0);
+            if let (Model::Als(als), Some(u), false, Some(q)) =
+                (&m.artifact.model, row, any_fresh, &m.quant)
+            {
+                let seen: &[u32] = if filters.include_seen { &[] } else { items };
+                let ask = Ask {
+                    k,
+                    filters,
+                    seen,
+                    history: now,
+                };
+                if let Some(out) = rank_two_pass(&state, als, q, u, &ask, scores, blocked) {
+                    return Ok(answer(m, Basis::Personal, out));
+                }
+            }
             match (&m.artifact.model, row) {
                 (Model::Als(als), Some(u)) if !any_fresh => als.score(u, now, scores),
                 (Model::Als(als), _) => {
@@ -792,8 +827,16 @@ fn rank(
     history: Option<Row<'_>>,
     blocked: &mut Vec<u32>,
 ) -> Result<Vec<Recommendation>> {
-    let m = &state.model;
-    let items = &m.artifact.history.items;
+    blocked_items(state, seen, filters, blocked);
+    let top = top_k(scores, k, blocked);
+    Ok(recommendations(&state.model, top, history))
+}
+
+/// Into `blocked` (sorted, no repeats): the items an answer must leave out — `seen`, hidden
+/// items, out-of-stock items unless allowed, the explicit exclusions, and items the category
+/// and price filters rule out.
+fn blocked_items(state: &State, seen: &[u32], filters: &Filters, blocked: &mut Vec<u32>) {
+    let items = &state.model.artifact.history.items;
     blocked.clear();
     blocked.extend_from_slice(seen);
     blocked.extend_from_slice(&state.hidden);
@@ -819,20 +862,75 @@ fn rank(
     }
     blocked.sort_unstable();
     blocked.dedup();
-    let top = top_k(scores, k, blocked);
+}
+
+/// The answer for `top` (model indices and scores, best first), explained from `history`.
+fn recommendations(
+    m: &Loaded,
+    top: Vec<(u32, f32)>,
+    history: Option<Row<'_>>,
+) -> Vec<Recommendation> {
+    let items = &m.artifact.history.items;
     let because = match history {
         Some(h) => explain(m, h, &top),
         None => vec![None; top.len()],
     };
-    Ok(top
-        .into_iter()
+    top.into_iter()
         .zip(because)
         .map(|((i, score), because)| Recommendation {
             item: items.id(i as usize).to_owned(),
             score,
             because: because.map(|h| items.id(h as usize).to_owned()),
         })
-        .collect())
+        .collect()
+}
+
+/// What a personal request asks for.
+struct Ask<'a> {
+    k: usize,
+    filters: &'a Filters,
+    seen: &'a [u32],
+    history: Row<'a>,
+}
+
+/// ALS top-k in two passes: int8 scores for every item, then exact f32 scores for the best
+/// `k` + [`QUANT_MARGIN`] of them. `None` (score every item exactly instead) unless the
+/// answer is provably the exact one: every item left out of the second pass has an int8
+/// score at most the last candidate's, so an exact score at most that plus the error bound,
+/// and the k-th answer's exact score must beat it.
+fn rank_two_pass(
+    state: &State,
+    als: &marquee_models::Als,
+    q: &marquee_models::QuantizedFactors,
+    user: usize,
+    ask: &Ask<'_>,
+    scores: &mut [f32],
+    blocked: &mut Vec<u32>,
+) -> Option<Vec<Recommendation>> {
+    let x = als.user_vector(user);
+    let bound = q.scores(x, scores);
+    if !bound.is_finite() {
+        return None;
+    }
+    blocked_items(state, ask.seen, ask.filters, blocked);
+    let want = ask.k + QUANT_MARGIN;
+    let candidates = top_k(scores, want, blocked);
+    if candidates.len() < want {
+        return None;
+    }
+    let floor = candidates.last().map_or(f32::NEG_INFINITY, |c| c.1);
+    let f = als.params.factors;
+    let mut exact: Vec<(u32, f32)> = candidates
+        .iter()
+        .map(|&(i, _)| {
+            let row = &als.item_factors[i as usize * f..(i as usize + 1) * f];
+            (i, row.iter().zip(x).map(|(a, b)| a * b).sum())
+        })
+        .collect();
+    exact.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    exact.truncate(ask.k);
+    let kth = exact.last()?.1;
+    (kth > floor + bound).then(|| recommendations(&state.model, exact, Some(ask.history)))
 }
 
 thread_local! {

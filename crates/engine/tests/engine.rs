@@ -469,3 +469,113 @@ fn activations_are_recorded_and_followed_and_faults_keep_the_served_model() {
         ("v1", 5)
     );
 }
+
+/// A large ALS catalog is scored in two passes (int8 for all items, exact for the best few):
+/// the answers are the exact top-k of the factors, whatever the filters.
+#[test]
+fn large_als_catalogs_answer_the_exact_top_k() {
+    use marquee_domain::rng::SeededRng;
+    use marquee_models::{Als, Model};
+    let (n_items, n_users, f) = (5_000, 60, 32);
+    let mut rng = SeededRng::new(9);
+    let items: Vec<String> = (0..n_items).map(|i| format!("i{i}")).collect();
+    let users: Vec<String> = (0..n_users).map(|u| format!("u{u}")).collect();
+    let mut rows = Vec::new();
+    for (n, i) in items.iter().enumerate() {
+        rows.push((
+            users[n % n_users].as_str(),
+            i.as_str(),
+            1.0,
+            t0().timestamp_millis(),
+        ));
+    }
+    let history = Interactions::from_timed_triplets(rows);
+    let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32 * 0.1).collect() };
+    let als = Als {
+        params: AlsParams {
+            factors: f,
+            ..AlsParams::default()
+        },
+        n_users: history.n_users(),
+        n_items: history.n_items(),
+        user_factors: random(history.n_users() * f),
+        item_factors: random(history.n_items() * f),
+    };
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("big");
+    Artifact::new(
+        "big",
+        "v1",
+        Model::Als(als.clone()),
+        history.clone(),
+        "test",
+        serde_json::Value::Null,
+        serde_json::to_value(EventWeights::default()).unwrap(),
+    )
+    .save(&dir)
+    .unwrap();
+    // Every third item hidden or out of stock; two categories by parity.
+    let catalog: Vec<Item> = (0..n_items)
+        .map(|i| {
+            let mut item = Item::new(
+                ItemId::new(format!("i{i}")).unwrap(),
+                "t",
+                if i % 2 == 0 { "even" } else { "odd" },
+                t0(),
+            );
+            item.hidden = i % 6 == 3;
+            item.in_stock = i % 6 != 5;
+            item
+        })
+        .collect();
+    let engine = Engine::open(&dir, catalog.clone()).unwrap();
+    for u in 0..n_users {
+        let user = format!("u{u}");
+        let urow = history.users.get(&user).unwrap() as usize;
+        let x = &als.user_factors[urow * f..(urow + 1) * f];
+        let own: Vec<u32> = history.row(urow).items.to_vec();
+        for (filters, k) in [
+            (Filters::default(), 10),
+            (
+                Filters {
+                    category: Some("odd".into()),
+                    ..Filters::default()
+                },
+                5,
+            ),
+            (
+                Filters {
+                    include_seen: true,
+                    ..Filters::default()
+                },
+                20,
+            ),
+        ] {
+            let mut exact: Vec<(f64, String)> = (0..history.n_items())
+                .filter(|&j| filters.include_seen || !own.contains(&(j as u32)))
+                .filter_map(|j| {
+                    let id = history.items.id(j).to_owned();
+                    let i: usize = id[1..].parse().unwrap();
+                    let item = &catalog[i];
+                    let allowed = !item.hidden
+                        && item.in_stock
+                        && filters
+                            .category
+                            .as_ref()
+                            .is_none_or(|c| *c == item.category);
+                    let y = &als.item_factors[j * f..(j + 1) * f];
+                    let s: f64 = y
+                        .iter()
+                        .zip(x)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum();
+                    allowed.then_some((s, id))
+                })
+                .collect();
+            exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let want: Vec<&str> = exact[..k].iter().map(|(_, id)| id.as_str()).collect();
+            let got = engine.recommend(Some(&user), &[], k, &filters).unwrap();
+            assert_eq!(ids(&got), want, "{user} {filters:?}");
+        }
+    }
+}
