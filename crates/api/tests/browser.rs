@@ -55,12 +55,7 @@ async fn row(c: &Client, row: &str) -> Vec<String> {
 
 async fn click_card(c: &Client, row: &str, item: &str) {
     let css = format!("section[data-row='{row}'] button.card[data-item='{item}']");
-    c.find(Locator::Css(&css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css(&css)).await;
     // The new page is there when it shows this item (the old one may show another).
     let shown = format!("article.detail[data-item='{item}']");
     c.wait()
@@ -68,6 +63,10 @@ async fn click_card(c: &Client, row: &str, item: &str) {
         .for_element(Locator::Css(&shown))
         .await
         .unwrap();
+}
+
+async fn click(c: &Client, target: Locator<'_>) {
+    c.find(target).await.unwrap().click().await.unwrap();
 }
 
 async fn path(c: &Client) -> String {
@@ -131,12 +130,7 @@ async fn storefront(c: Client, site: &Site) {
         click_card(&c, "similar", &next).await;
         last = next;
     }
-    c.find(Locator::XPath("//a[contains(., 'Back to the rows')]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::XPath("//a[contains(., 'Back to the rows')]")).await;
     text(&c, "section[data-row='because_you_watched']").await;
     let after = row(&c, "top_picks").await;
     assert_ne!(after, before, "the rows follow the clicks");
@@ -187,12 +181,7 @@ async fn dashboard(c: Client, site: &Site) {
     // A wrong key is refused and leaves no cookie.
     let key = c.find(Locator::Css("input[name=key]")).await.unwrap();
     key.send_keys("mq_ad_not-a-key").await.unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("button[type=submit]")).await;
     assert_eq!(
         text(&c, "p.error").await,
         "That is not an active admin key."
@@ -202,12 +191,7 @@ async fn dashboard(c: Client, site: &Site) {
 
     let key = c.find(Locator::Css("input[name=key]")).await.unwrap();
     key.send_keys(&site.admin_key).await.unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("button[type=submit]")).await;
     let revenue = c
         .wait()
         .at_most(Duration::from_secs(10))
@@ -271,22 +255,14 @@ async fn dashboard(c: Client, site: &Site) {
     shot(&c, "dashboard-overview").await;
 
     // Segments: export every consenting customer as CSV through the download link.
-    c.find(Locator::LinkText("Segments"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::LinkText("Segments")).await;
     text(&c, "#segments").await;
     shot(&c, "dashboard-segments").await;
-    c.find(Locator::Css(
-        "a[href='/segments/export?segment=all&format=csv']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        &c,
+        Locator::Css("a[href='/segments/export?segment=all&format=csv']"),
+    )
+    .await;
     let csv = downloaded(&site.downloads, "csv");
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].contains("user_id"), "{}", lines[0]);
@@ -297,12 +273,11 @@ async fn dashboard(c: Client, site: &Site) {
 
     // Models: activate v2, and the API agrees.
     c.goto(&format!("{base}/models")).await.unwrap();
-    c.find(Locator::Css("form[action='/models/v2/activate'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &c,
+        Locator::Css("form[action='/models/v2/activate'] button"),
+    )
+    .await;
     assert_eq!(text(&c, "p.notice").await, "Version v2 is now active.");
     assert_eq!(text(&c, "#active-version").await, "v2");
     assert_eq!(api("/v1/admin/models")["active"], "v2");
@@ -332,12 +307,7 @@ async fn dashboard(c: Client, site: &Site) {
     let title = c.find(Locator::Css("input[name=title]")).await.unwrap();
     title.clear().await.unwrap();
     title.send_keys("Renamed in a browser").await.unwrap();
-    c.find(Locator::Css("form.form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("form.form button[type=submit]")).await;
     assert_eq!(
         text(&c, "p.notice").await,
         "Saved: the storefront already uses it."
@@ -360,12 +330,7 @@ async fn dashboard(c: Client, site: &Site) {
     c.set_window_size(1280, 1000).await.unwrap();
 
     // Logging out ends the session.
-    c.find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("form[action='/logout'] button")).await;
     text(&c, "input[name=key]").await;
     c.goto(&format!("{base}/segments")).await.unwrap();
     assert_eq!(path(&c).await, "/login");
