@@ -334,6 +334,31 @@ impl AppState {
             .get_or_init(|| writer::EventWriter::spawn(self.store.clone()))
     }
 
+    /// Stores events (durable when this returns; committed together with the batches posted
+    /// meanwhile), marks their users as having fresh events and counts them.
+    pub(crate) async fn record_events(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<marquee_store::EventsInserted, ApiError> {
+        let users: Vec<UserId> = events
+            .iter()
+            .filter_map(|e| match &e.actor {
+                Actor::User(u) => Some(u.clone()),
+                Actor::Session(_) => None,
+            })
+            .collect();
+        let stored = self
+            .event_writer()
+            .write(events)
+            .await
+            .map_err(ApiError::internal)?;
+        for u in &users {
+            self.note_fresh_user(u.as_str());
+        }
+        self.metrics.add_events(stored.inserted);
+        Ok(stored)
+    }
+
     /// Drops every cached key verification (after a key is revoked).
     pub(crate) fn forget_keys(&self) {
         if let Ok(mut keys) = self.keys.write() {
@@ -1254,23 +1279,7 @@ async fn events(
         .enumerate()
         .map(|(n, e)| to_event(n, e, now))
         .collect::<Result<Vec<_>, _>>()?;
-    let users: Vec<UserId> = events
-        .iter()
-        .filter_map(|e| match &e.actor {
-            Actor::User(u) => Some(u.clone()),
-            Actor::Session(_) => None,
-        })
-        .collect();
-    // Durable when this returns (committed together with the batches posted meanwhile).
-    let stored = state
-        .event_writer()
-        .write(events)
-        .await
-        .map_err(ApiError::internal)?;
-    for u in &users {
-        state.note_fresh_user(u.as_str());
-    }
-    state.metrics.add_events(stored.inserted);
+    let stored = state.record_events(events).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({

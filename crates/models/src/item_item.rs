@@ -94,14 +94,12 @@ impl ItemItem {
     /// CPU has, chosen at run time; a multiply then an add, as the sparse sum rounds).
     pub fn score_dense(dense: &[f32], history: Row<'_>, weighted: bool, out: &mut [f32]) {
         out.fill(0.0);
-        let n = out.len();
-        for (i, w) in history.iter() {
-            let w = if weighted { w } else { 1.0 };
-            let Some(row) = dense.get(i * n..(i + 1) * n) else {
-                continue;
-            };
-            pulp::Arch::new().dispatch(Axpy { out, row, w });
-        }
+        pulp::Arch::new().dispatch(DenseSum {
+            dense,
+            history,
+            weighted,
+            out,
+        });
     }
 
     /// `out[j] = Σ over history items i of value(i) · W[i, j]`, where value is the interaction
@@ -117,26 +115,34 @@ impl ItemItem {
     }
 }
 
-/// `out += w · row`, element by element.
-struct Axpy<'a> {
+/// `out += w(i) · row(i)` over the history's rows, element by element.
+struct DenseSum<'a> {
+    dense: &'a [f32],
+    history: Row<'a>,
+    weighted: bool,
     out: &'a mut [f32],
-    row: &'a [f32],
-    w: f32,
 }
 
-impl pulp::WithSimd for Axpy<'_> {
+impl pulp::WithSimd for DenseSum<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let (out, out_tail) = S::as_mut_simd_f32s(self.out);
-        let (row, row_tail) = S::as_simd_f32s(self.row);
-        let w = simd.splat_f32s(self.w);
-        for (o, r) in out.iter_mut().zip(row) {
-            *o = simd.add_f32s(*o, simd.mul_f32s(w, *r));
-        }
-        for (o, r) in out_tail.iter_mut().zip(row_tail) {
-            *o += self.w * r;
+        let n = self.out.len();
+        for (i, w) in self.history.iter() {
+            let w = if self.weighted { w } else { 1.0 };
+            let Some(row) = self.dense.get(i * n..(i + 1) * n) else {
+                continue;
+            };
+            let (out, out_tail) = S::as_mut_simd_f32s(self.out);
+            let (row, row_tail) = S::as_simd_f32s(row);
+            let wv = simd.splat_f32s(w);
+            for (o, r) in out.iter_mut().zip(row) {
+                *o = simd.add_f32s(*o, simd.mul_f32s(wv, *r));
+            }
+            for (o, r) in out_tail.iter_mut().zip(row_tail) {
+                *o += w * r;
+            }
         }
     }
 }

@@ -402,7 +402,12 @@ async fn view(
             Actor::Session(session)
         }
     };
-    let event = EventId::new(random_id("web-view-")).map(|id| Event {
+    let failed = |e: crate::ApiError| error_page(e.status, "shop", nav(&[], None), &e.message);
+    let id = match EventId::new(random_id("web-view-")) {
+        Ok(id) => id,
+        Err(e) => return failed(crate::ApiError::internal(e)),
+    };
+    let event = Event {
         id,
         actor,
         item: Some(item.id.clone()),
@@ -410,33 +415,9 @@ async fn view(
         value: None,
         timestamp: chrono::Utc::now(),
         context: None,
-    });
-    let stored = match event {
-        Ok(e) => state
-            .store
-            .insert_events(std::slice::from_ref(&e))
-            .await
-            .map(|s| (e, s)),
-        Err(e) => {
-            return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "shop",
-                nav_plain(),
-                &e.to_string(),
-            );
-        }
     };
-    match stored {
-        Ok((event, stored)) => {
-            if let Actor::User(u) = &event.actor {
-                state.note_fresh_user(u.as_str());
-            }
-            state.metrics.add_events(stored.inserted);
-        }
-        Err(e) => {
-            let e = crate::ApiError::internal(e);
-            return error_page(e.status, "shop", nav_plain(), &e.message);
-        }
+    if let Err(e) = state.record_events(vec![event]).await {
+        return failed(e);
     }
     let mut location = format!("/items/{}", encode(item.id.as_str()));
     if let Some(u) = user {
