@@ -4,7 +4,9 @@
 
 use anyhow::{Context, Result, bail};
 use marquee_models::search::Candidate;
-use marquee_models::{AlsParams, EaseParams, ItemKnnParams, TrendingParams};
+use marquee_models::{
+    AlsParams, BprParams, EaseParams, ItemKnnParams, TrendingParams, TwoTowerParams,
+};
 use marquee_pipelines::{EventWeights, InteractionSettings};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
@@ -209,8 +211,74 @@ impl Default for KnnGrid {
     }
 }
 
+/// BPR (trained with burn): every combination of the lists is tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BprGrid {
+    pub factors: List<usize>,
+    pub epochs: List<usize>,
+    pub learning_rate: List<f32>,
+    pub regularization: List<f32>,
+    pub batch_size: usize,
+}
+
+impl Default for BprGrid {
+    fn default() -> Self {
+        let d = BprParams::default();
+        Self {
+            factors: List(vec![d.factors]),
+            epochs: List(vec![d.epochs]),
+            learning_rate: List(vec![d.learning_rate]),
+            regularization: List(vec![d.regularization]),
+            batch_size: d.batch_size,
+        }
+    }
+}
+
+/// The two-tower model (trained with burn): every combination of the lists is tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwoTowerGrid {
+    pub dim: List<usize>,
+    pub epochs: List<usize>,
+    pub learning_rate: List<f32>,
+    pub temperature: List<f32>,
+    pub hidden: usize,
+    pub batch_size: usize,
+    pub negatives: usize,
+    pub history: usize,
+    pub id_dropout: f32,
+    pub buckets: u32,
+}
+
+impl Default for TwoTowerGrid {
+    fn default() -> Self {
+        let d = TwoTowerParams::default();
+        Self {
+            dim: List(vec![d.dim]),
+            epochs: List(vec![d.epochs]),
+            learning_rate: List(vec![d.learning_rate]),
+            temperature: List(vec![d.temperature]),
+            hidden: d.hidden,
+            batch_size: d.batch_size,
+            negatives: d.negatives,
+            history: d.history,
+            id_dropout: d.id_dropout,
+            buckets: d.buckets,
+        }
+    }
+}
+
 /// Model kinds the trainer knows, in the order they are fitted by default.
-pub const MODEL_KINDS: [&str; 5] = ["popularity", "trending", "item_knn", "ease", "als"];
+pub const MODEL_KINDS: [&str; 7] = [
+    "popularity",
+    "trending",
+    "item_knn",
+    "ease",
+    "als",
+    "bpr",
+    "two_tower",
+];
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +306,8 @@ pub struct TrainConfig {
     pub als: AlsGrid,
     pub ease: EaseGrid,
     pub item_knn: KnnGrid,
+    pub bpr: BprGrid,
+    pub two_tower: TwoTowerGrid,
 }
 
 impl Default for TrainConfig {
@@ -258,6 +328,8 @@ impl Default for TrainConfig {
             als: AlsGrid::default(),
             ease: EaseGrid::default(),
             item_knn: KnnGrid::default(),
+            bpr: BprGrid::default(),
+            two_tower: TwoTowerGrid::default(),
         }
     }
 }
@@ -432,6 +504,49 @@ impl TrainConfig {
                         neighbors,
                         weighted: self.item_knn.weighted,
                     }));
+                }
+            }
+            "bpr" => {
+                let g = &self.bpr;
+                for &factors in &g.factors.0 {
+                    for &epochs in &g.epochs.0 {
+                        for &learning_rate in &g.learning_rate.0 {
+                            for &regularization in &g.regularization.0 {
+                                out.push(Candidate::Bpr(BprParams {
+                                    factors,
+                                    epochs,
+                                    learning_rate,
+                                    regularization,
+                                    batch_size: g.batch_size,
+                                    seed: self.seed,
+                                }));
+                            }
+                        }
+                    }
+                }
+            }
+            "two_tower" => {
+                let g = &self.two_tower;
+                for &dim in &g.dim.0 {
+                    for &epochs in &g.epochs.0 {
+                        for &learning_rate in &g.learning_rate.0 {
+                            for &temperature in &g.temperature.0 {
+                                out.push(Candidate::TwoTower(TwoTowerParams {
+                                    dim,
+                                    hidden: g.hidden,
+                                    epochs,
+                                    learning_rate,
+                                    batch_size: g.batch_size,
+                                    negatives: g.negatives,
+                                    history: g.history,
+                                    id_dropout: g.id_dropout,
+                                    buckets: g.buckets,
+                                    temperature,
+                                    seed: self.seed,
+                                }));
+                            }
+                        }
+                    }
                 }
             }
             _ => {}

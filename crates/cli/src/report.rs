@@ -265,7 +265,7 @@ Test split: {train} training and {test} held-out interactions. Saved model: <b>{
     if let Some(als) = outcome
         .results
         .iter()
-        .find(|r| !r.iteration_seconds.is_empty())
+        .find(|r| r.kind == "als" && !r.iteration_seconds.is_empty())
     {
         let bars: Vec<(String, f64)> = als
             .iteration_seconds
@@ -281,6 +281,32 @@ Test split: {train} training and {test} held-out interactions. Saved model: <b>{
                 "seconds",
                 &bars
             )
+        );
+    }
+    let neural: Vec<&crate::train::ModelResult> = outcome
+        .results
+        .iter()
+        .filter(|r| !r.loss_curve.is_empty())
+        .collect();
+    for r in &neural {
+        let xs: Vec<f64> = (1..=r.loss_curve.len()).map(|e| e as f64).collect();
+        let series = vec![(
+            r.kind.to_owned(),
+            r.loss_curve.iter().map(|&l| f64::from(l)).collect(),
+        )];
+        let per_epoch =
+            r.iteration_seconds.iter().sum::<f64>() / r.iteration_seconds.len().max(1) as f64;
+        let _ = write!(
+            html,
+            "<figure>{}<figcaption>{}: training loss per epoch on the training split ({per_epoch:.2} s per epoch)</figcaption></figure>",
+            line_chart(
+                &format!("{}: training loss", r.kind),
+                "epoch",
+                "loss",
+                &xs,
+                &series
+            ),
+            r.kind
         );
     }
     let fit_bars: Vec<(String, f64)> = outcome

@@ -8,9 +8,10 @@ use crate::{StoreArgs, bar, spinner};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use marquee_datasets::Bundle;
-use marquee_domain::{Event, EventKind, Order};
+use marquee_domain::{Event, EventKind, Item, Order};
+use marquee_models::features::FeatureList;
 use marquee_models::metrics::{Metrics, evaluate_at};
-use marquee_models::search::{Candidate, Progress, Trial, validate};
+use marquee_models::search::{Candidate, Progress, Trial, validate_with};
 use marquee_models::split::{Split, per_user_random, per_user_temporal};
 use marquee_models::{Artifact, Interactions, Model};
 use std::path::PathBuf;
@@ -32,10 +33,12 @@ fn check_stop() -> Result<()> {
     Ok(())
 }
 
-/// Events and orders to train on, and a description of where they came from.
+/// Events and orders to train on, the catalog (content features of the two-tower model),
+/// and a description of where they came from.
 pub struct TrainingData {
     pub events: Vec<Event>,
     pub orders: Vec<Order>,
+    pub items: Vec<Item>,
     pub source: String,
 }
 
@@ -56,6 +59,7 @@ pub async fn load(config: &TrainConfig, store: &StoreArgs) -> Result<TrainingDat
     let from_bundle = |b: Bundle, source: String| TrainingData {
         events: b.events,
         orders: b.orders,
+        items: b.items,
         source,
     };
     let path = config.source.path.clone().unwrap_or_default();
@@ -78,9 +82,14 @@ pub async fn load(config: &TrainConfig, store: &StoreArgs) -> Result<TrainingDat
             })
             .await
             .context("reading orders from the store")?;
+            let items = s
+                .all_items()
+                .await
+                .context("reading the catalog from the store")?;
             TrainingData {
                 events,
                 orders,
+                items,
                 source: redact(&store.database_url),
             }
         }
@@ -120,8 +129,10 @@ pub struct ModelResult {
     pub test: Vec<Metrics>,
     /// Seconds to fit the chosen candidate on the training split.
     pub fit_seconds: f64,
-    /// Seconds per ALS sweep of that fit (empty for other models).
+    /// Seconds per ALS sweep or neural epoch of that fit (empty for other models).
     pub iteration_seconds: Vec<f64>,
+    /// Training loss per epoch of a neural model (empty for other models).
+    pub loss_curve: Vec<f32>,
 }
 
 impl ModelResult {
@@ -200,17 +211,33 @@ fn kind_of(name: &str) -> &'static str {
         .unwrap_or("popularity")
 }
 
-/// Fits `candidate` on `data` with a progress bar over ALS sweeps; returns the model, the
-/// seconds it took, and the seconds of each sweep.
-fn fit(candidate: &Candidate, data: &Interactions, what: &str) -> Result<(Model, f64, Vec<f64>)> {
+/// A fitted model with what its fit measured.
+struct Fitted {
+    model: Model,
+    seconds: f64,
+    /// Seconds of each ALS sweep or neural epoch.
+    sweeps: Vec<f64>,
+    /// Training loss of each neural epoch.
+    loss: Vec<f32>,
+}
+
+/// Fits `candidate` on `data` with a progress bar over ALS sweeps or neural epochs.
+fn fit(
+    candidate: &Candidate,
+    data: &Interactions,
+    features: &[FeatureList],
+    what: &str,
+) -> Result<Fitted> {
     let start = Instant::now();
     let mut sweeps = Vec::new();
     let mut last = Instant::now();
     let progress = match candidate {
         Candidate::Als(p) => bar(p.iterations as u64, what),
+        Candidate::Bpr(p) => bar(p.epochs as u64, what),
+        Candidate::TwoTower(p) => bar(p.epochs as u64, what),
         _ => spinner(what.to_owned()),
     };
-    let model = candidate.fit_with(data, |done, _| {
+    let fitted = candidate.fit_full(data, Some(features), |done, _| {
         sweeps.push(last.elapsed().as_secs_f64());
         last = Instant::now();
         progress.set_position(done as u64);
@@ -218,7 +245,29 @@ fn fit(candidate: &Candidate, data: &Interactions, what: &str) -> Result<(Model,
     });
     progress.finish_and_clear();
     check_stop()?;
-    Ok((model?, start.elapsed().as_secs_f64(), sweeps))
+    let (model, loss) = fitted?;
+    Ok(Fitted {
+        model,
+        seconds: start.elapsed().as_secs_f64(),
+        sweeps,
+        loss,
+    })
+}
+
+/// The content features of every item of `matrix` (column order), from the catalog; an item
+/// missing from the catalog gets the features of an empty entry.
+pub fn item_features(matrix: &Interactions, items: &[Item], buckets: u32) -> Vec<FeatureList> {
+    let by_id: std::collections::HashMap<&str, &Item> =
+        items.iter().map(|i| (i.id.as_str(), i)).collect();
+    matrix
+        .items
+        .ids()
+        .iter()
+        .map(|id| match by_id.get(id.as_str()) {
+            Some(item) => marquee_models::features::item_features(item, buckets),
+            None => marquee_models::features::features_of_unknown(buckets),
+        })
+        .collect()
 }
 
 fn split_of(method: SplitMethod, data: &Interactions, fraction: f64, seed: u64) -> Result<Split> {
@@ -243,6 +292,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
     let TrainingData {
         events,
         orders,
+        items,
         source,
     } = data;
     if events.is_empty() && orders.is_empty() {
@@ -294,6 +344,8 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
     if split.test.nnz() == 0 {
         bail!("the test split is empty: every user has a single interaction");
     }
+    let features = item_features(&matrix, &items, config.two_tower.buckets);
+    drop(items);
     let mut ks: Vec<usize> = vec![1, 5, 10, 20, config.k];
     ks.sort_unstable();
     ks.dedup();
@@ -305,7 +357,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
         check_stop()?;
         let candidates = config.candidates(kind);
         let searching = bar(candidates.len() as u64, &format!("validating {kind}"));
-        let trials = validate(&validation, &candidates, config.k, |p| {
+        let trials = validate_with(&validation, Some(&features), &candidates, config.k, |p| {
             if let Progress::Trial(_) = p {
                 searching.inc(1);
             }
@@ -323,8 +375,12 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
             Err(e) => return Err(e).with_context(|| format!("validating {kind}")),
         };
         let best = trials[0].candidate;
-        let (model, fit_seconds, iteration_seconds) =
-            fit(&best, &split.train, &format!("fitting {kind}"))?;
+        let Fitted {
+            model,
+            seconds: fit_seconds,
+            sweeps: iteration_seconds,
+            loss: loss_curve,
+        } = fit(&best, &split.train, &features, &format!("fitting {kind}"))?;
         let test = evaluate_at(&model, &split.train, &split.test, &ks);
         let result = ModelResult {
             kind: kind_of(kind),
@@ -333,6 +389,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
             test,
             fit_seconds,
             iteration_seconds,
+            loss_curve,
         };
         let m = result.at(config.k);
         eprintln!(
@@ -361,12 +418,13 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
 
     let choice = &results[chosen];
     let (model, history) = if config.refit {
-        let (model, ..) = fit(
+        let refitted = fit(
             &choice.candidate,
             &matrix,
+            &features,
             &format!("refitting {} on all data", choice.kind),
         )?;
-        (model, matrix)
+        (refitted.model, matrix)
     } else {
         (models.swap_remove(chosen), split.train.clone())
     };
@@ -431,6 +489,8 @@ fn metrics_json(
                     "validation": r.trials.first().map(|t| t.validation),
                     "test": r.test,
                     "fit_seconds": r.fit_seconds,
+                    "loss_per_epoch": r.loss_curve,
+                    "seconds_per_epoch": (!r.loss_curve.is_empty()).then_some(&r.iteration_seconds),
                 }),
             )
         })

@@ -1,15 +1,28 @@
 //! Real-time fold-in for ALS: a user's vector from their current history, by solving their
 //! least-squares problem against the fixed item factors exactly,
 //! `(YᵀY + λI + Σᵢ (cᵢ − 1) yᵢ yᵢᵀ) x = Σᵢ cᵢ yᵢ` with `cᵢ = 1 + α wᵢ` (the same objective the
-//! trainer minimises), through a Cholesky factorisation in f64.
+//! trainer minimises), through a Cholesky factorisation in f64. BPR users are folded in the
+//! same way against the BPR item vectors (with [`BPR_FOLD`]): not BPR's own objective, but a
+//! vector that scores the user's items high, in one exact solve.
 
-use marquee_models::{Als, Row};
+use marquee_models::Row;
+
+/// The item factors a fold-in solves against, with the solve's λ and α.
+pub(crate) struct FoldSpace<'a> {
+    pub factors: &'a [f32],
+    pub width: usize,
+    pub regularization: f32,
+    pub alpha: f32,
+}
+
+/// λ and α of the least-squares fold-in of BPR users.
+pub(crate) const BPR_FOLD: (f32, f32) = (1.0, 2.0);
 
 /// `YᵀY + λI` (f × f, row-major, f64), computed once per loaded model.
-pub(crate) fn gram(als: &Als) -> Vec<f64> {
-    let f = als.params.factors;
+pub(crate) fn gram(space: &FoldSpace<'_>) -> Vec<f64> {
+    let f = space.width;
     let mut g = vec![0f64; f * f];
-    for y in als.item_factors.chunks_exact(f) {
+    for y in space.factors.chunks_exact(f) {
         for a in 0..f {
             let ya = f64::from(y[a]);
             for b in a..f {
@@ -21,19 +34,19 @@ pub(crate) fn gram(als: &Als) -> Vec<f64> {
         for b in 0..a {
             g[a * f + b] = g[b * f + a];
         }
-        g[a * f + a] += f64::from(als.params.regularization);
+        g[a * f + a] += f64::from(space.regularization);
     }
     g
 }
 
 /// The user vector for `history` (item indices and weights).
-pub(crate) fn fold_in(als: &Als, gram: &[f64], history: Row<'_>) -> Vec<f32> {
-    let f = als.params.factors;
-    let alpha = f64::from(als.params.alpha);
+pub(crate) fn fold_in(space: &FoldSpace<'_>, gram: &[f64], history: Row<'_>) -> Vec<f32> {
+    let f = space.width;
+    let alpha = f64::from(space.alpha);
     let mut a = gram.to_vec();
     let mut b = vec![0f64; f];
     for (i, w) in history.iter() {
-        let y = &als.item_factors[i * f..(i + 1) * f];
+        let y = &space.factors[i * f..(i + 1) * f];
         let c = 1.0 + alpha * f64::from(w);
         for p in 0..f {
             let yp = f64::from(y[p]);

@@ -149,14 +149,33 @@ struct Loaded {
     trending: Vec<f32>,
     /// Co-occurrence neighbours, for similar items, sessions and explanations.
     knn: ItemKnn,
-    /// ALS only: `YᵀY + λI` (f × f, f64) for the fold-in.
+    /// ALS and BPR: `YᵀY + λI` (f × f, f64) for the fold-in.
     gram: Option<Vec<f64>>,
     /// EASE and item-kNN with a small, dense item-item matrix: its dense rows and whether
     /// scores weight the history ([`DENSE_MAX_ITEMS`]); the same scores, vectorised.
     dense: Option<(Vec<f32>, bool)>,
-    /// ALS with at least [`QUANT_MIN_ITEMS`] items: the item factors in 8 bits, for a first
-    /// pass whose best candidates are then scored exactly.
+    /// Factor models (ALS, BPR, two-tower) with at least [`QUANT_MIN_ITEMS`] items: the item
+    /// factors in 8 bits, for a first pass whose best candidates are then scored exactly.
     quant: Option<marquee_models::QuantizedFactors>,
+}
+
+/// The fold-in space of a model that folds users in by least squares (ALS, BPR).
+fn fold_space(model: &Model) -> Option<fold::FoldSpace<'_>> {
+    match model {
+        Model::Als(als) => Some(fold::FoldSpace {
+            factors: &als.item_factors,
+            width: als.params.factors,
+            regularization: als.params.regularization,
+            alpha: als.params.alpha,
+        }),
+        Model::Bpr(bpr) => Some(fold::FoldSpace {
+            factors: &bpr.item_factors,
+            width: bpr.width(),
+            regularization: fold::BPR_FOLD.0,
+            alpha: fold::BPR_FOLD.1,
+        }),
+        _ => None,
+    }
 }
 
 /// ALS models of at least this many items score in two passes (int8 for every item, f32 for
@@ -201,18 +220,11 @@ impl Loaded {
             params: ItemKnnParams::default(),
             graph: marquee_models::ItemItem::from_lists(vec![Vec::new(); history.n_items()]),
         });
-        let gram = match &artifact.model {
-            Model::Als(als) => Some(fold::gram(als)),
-            _ => None,
-        };
-        let quant = match &artifact.model {
-            Model::Als(als) if als.n_items >= QUANT_MIN_ITEMS => {
-                Some(marquee_models::QuantizedFactors::new(
-                    &als.item_factors,
-                    als.n_items,
-                    als.params.factors,
-                ))
-            }
+        let gram = fold_space(&artifact.model).map(|space| fold::gram(&space));
+        let quant = match artifact.model.item_factors() {
+            Some((factors, width)) if factors.len() / width.max(1) >= QUANT_MIN_ITEMS => Some(
+                marquee_models::QuantizedFactors::new(factors, factors.len() / width, width),
+            ),
             _ => None,
         };
         let dense = match &artifact.model {
@@ -258,6 +270,51 @@ struct State {
     /// Per category, its newest visible in-stock catalog items (known to the model or not),
     /// newest first, at most [`NEWEST_PER_CATEGORY`].
     newest: HashMap<String, Vec<String>>,
+    /// Two-tower models: the visible, in-stock catalog items the model was not trained on,
+    /// with their vectors from content features alone (computed here, when the catalog or
+    /// the model changes, never per request).
+    cold: Vec<ColdItem>,
+}
+
+/// A catalog item unknown to the model, placed by the two-tower item tower's features.
+struct ColdItem {
+    id: String,
+    category: String,
+    price_minor: Option<i64>,
+    vector: Vec<f32>,
+}
+
+impl ColdItem {
+    fn passes(&self, filters: &Filters) -> bool {
+        let price = self.price_minor;
+        filters
+            .category
+            .as_ref()
+            .is_none_or(|c| *c == self.category)
+            && !matches!((filters.min_price, price), (Some(lo), Some(p)) if p < lo)
+            && !matches!((filters.max_price, price), (Some(hi), Some(p)) if p > hi)
+            && !filters.exclude.contains(&self.id)
+    }
+}
+
+fn cold_items(model: &Loaded, catalog: &[Item]) -> Vec<ColdItem> {
+    let Model::TwoTower(tower) = &model.artifact.model else {
+        return Vec::new();
+    };
+    let known = &model.artifact.history.items;
+    catalog
+        .iter()
+        .filter(|i| !i.hidden && i.in_stock && known.get(i.id.as_str()).is_none())
+        .map(|item| ColdItem {
+            id: item.id.as_str().to_owned(),
+            category: item.category.clone(),
+            price_minor: item.price.map(|p| p.minor),
+            vector: tower.item_vector_from_features(&marquee_models::features::item_features(
+                item,
+                tower.params.buckets,
+            )),
+        })
+        .collect()
 }
 
 /// How many of each category's newest items are kept for the "New in" row.
@@ -317,6 +374,7 @@ impl State {
                 (category.to_owned(), ids)
             })
             .collect();
+        let cold = cold_items(&model, catalog);
         Self {
             model,
             meta,
@@ -325,6 +383,7 @@ impl State {
             out_of_stock,
             category_names,
             newest,
+            cold,
         }
     }
 }
@@ -526,35 +585,44 @@ impl Engine {
             }
             let now = Row { items, values };
             scores.resize(m.n_items(), 0.0);
-            if let (Model::Als(als), Some(u), false, Some(q)) =
-                (&m.artifact.model, row, any_fresh, &m.quant)
-            {
-                let seen: &[u32] = if filters.include_seen { &[] } else { items };
+            let seen: &[u32] = if filters.include_seen { &[] } else { items };
+            let model = &m.artifact.model;
+            if let Some((factors, width)) = model.item_factors() {
+                let stored = row
+                    .filter(|_| !any_fresh)
+                    .and_then(|u| model.user_vector(u));
+                let x = match stored {
+                    Some(x) => std::borrow::Cow::Borrowed(x),
+                    None => std::borrow::Cow::Owned(fresh_user_vector(m, now)),
+                };
                 let ask = Ask {
                     k,
                     filters,
                     seen,
                     history: now,
                 };
-                if let Some(out) = rank_two_pass(&state, als, q, u, &ask, scores, blocked) {
-                    return Ok(answer(m, Basis::Personal, out));
-                }
-            }
-            match (&m.artifact.model, row) {
-                (Model::Als(als), Some(u)) if !any_fresh => als.score(u, now, scores),
-                (Model::Als(als), _) => {
-                    let gram = m.gram.as_deref().unwrap_or(&[]);
-                    let x = fold::fold_in(als, gram, now);
-                    als.scores_for(&x, scores);
-                }
-                (model, u) => match &m.dense {
-                    Some((dense, weighted)) => {
-                        marquee_models::ItemItem::score_dense(dense, now, *weighted, scores);
+                let two_pass = match (&m.quant, stored.is_some()) {
+                    (Some(q), true) => {
+                        rank_two_pass(&state, (factors, width), q, &x, &ask, scores, blocked)
                     }
-                    None => model.score(u.unwrap_or(0), now, scores),
-                },
+                    _ => None,
+                };
+                let out = match two_pass {
+                    Some(out) => out,
+                    None => {
+                        marquee_models::factor_scores(factors, width, &x, scores);
+                        rank(&state, scores, seen, k, filters, Some(now), blocked)?
+                    }
+                };
+                let out = with_cold_items(&state, &x, out, k, filters, recent);
+                return Ok(answer(m, Basis::Personal, out));
             }
-            let seen: &[u32] = if filters.include_seen { &[] } else { items };
+            match &m.dense {
+                Some((dense, weighted)) => {
+                    marquee_models::ItemItem::score_dense(dense, now, *weighted, scores);
+                }
+                None => model.score(row.unwrap_or(0), now, scores),
+            }
             let out = rank(&state, scores, seen, k, filters, Some(now), blocked)?;
             Ok(answer(m, Basis::Personal, out))
         })
@@ -889,6 +957,66 @@ fn recommendations(
         .collect()
 }
 
+/// The user vector of a factor model for a history it has no stored vector for (a user with
+/// events since training, or unknown to the model): ALS and BPR fold it in by least squares,
+/// the two-tower model runs its user tower.
+fn fresh_user_vector(m: &Loaded, history: Row<'_>) -> Vec<f32> {
+    match (&m.artifact.model, fold_space(&m.artifact.model)) {
+        (Model::TwoTower(tower), _) => {
+            tower.user_vector_from(history.items.iter().map(|&i| i as usize))
+        }
+        (_, Some(space)) => fold::fold_in(&space, m.gram.as_deref().unwrap_or(&[]), history),
+        _ => Vec::new(),
+    }
+}
+
+/// Merges the catalog items the model was not trained on (two-tower only: placed by their
+/// content features) into a personal answer, by the same dot-product score.
+fn with_cold_items(
+    state: &State,
+    x: &[f32],
+    mut out: Vec<Recommendation>,
+    k: usize,
+    filters: &Filters,
+    recent: &[Event],
+) -> Vec<Recommendation> {
+    if state.cold.is_empty() {
+        return out;
+    }
+    let floor = if out.len() < k {
+        f32::NEG_INFINITY
+    } else {
+        out.last().map_or(f32::NEG_INFINITY, |r| r.score)
+    };
+    let seen = |id: &str| {
+        !filters.include_seen
+            && recent
+                .iter()
+                .any(|e| e.item.as_ref().is_some_and(|i| i.as_str() == id))
+    };
+    let mut added = false;
+    for c in &state.cold {
+        let score: f32 = c.vector.iter().zip(x).map(|(a, b)| a * b).sum();
+        if score > floor && score.is_finite() && c.passes(filters) && !seen(&c.id) {
+            out.push(Recommendation {
+                item: c.id.clone(),
+                score,
+                because: None,
+            });
+            added = true;
+        }
+    }
+    if added {
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.item.cmp(&b.item))
+        });
+        out.truncate(k);
+    }
+    out
+}
+
 /// What a personal request asks for.
 struct Ask<'a> {
     k: usize,
@@ -897,21 +1025,20 @@ struct Ask<'a> {
     history: Row<'a>,
 }
 
-/// ALS top-k in two passes: int8 scores for every item, then exact f32 scores for the best
+/// Factor-model top-k in two passes: int8 scores for every item, then exact f32 scores for the best
 /// `k` + [`QUANT_MARGIN`] of them. `None` (score every item exactly instead) unless the
 /// answer is provably the exact one: every item left out of the second pass has an int8
 /// score at most the last candidate's, so an exact score at most that plus the error bound,
 /// and the k-th answer's exact score must beat it.
 fn rank_two_pass(
     state: &State,
-    als: &marquee_models::Als,
+    (factors, f): (&[f32], usize),
     q: &marquee_models::QuantizedFactors,
-    user: usize,
+    x: &[f32],
     ask: &Ask<'_>,
     scores: &mut [f32],
     blocked: &mut Vec<u32>,
 ) -> Option<Vec<Recommendation>> {
-    let x = als.user_vector(user);
     let bound = q.scores(x, scores);
     if !bound.is_finite() {
         return None;
@@ -923,11 +1050,10 @@ fn rank_two_pass(
         return None;
     }
     let floor = candidates.last().map_or(f32::NEG_INFINITY, |c| c.1);
-    let f = als.params.factors;
     let mut exact: Vec<(u32, f32)> = candidates
         .iter()
         .map(|&(i, _)| {
-            let row = &als.item_factors[i as usize * f..(i as usize + 1) * f];
+            let row = &factors[i as usize * f..(i as usize + 1) * f];
             (i, row.iter().zip(x).map(|(a, b)| a * b).sum())
         })
         .collect();

@@ -313,16 +313,7 @@ impl Als {
 
     /// `out[i] = x · yᵢ` for every item: one matrix-vector product (SIMD chosen at run time).
     pub fn scores_for(&self, x: &[f32], out: &mut [f32]) {
-        let f = self.params.factors;
-        let n = self.n_items.min(out.len());
-        matmul(
-            MatMut::from_column_major_slice_mut(&mut out[..n], n, 1),
-            Accum::Replace,
-            MatRef::from_row_major_slice(&self.item_factors[..n * f], n, f),
-            MatRef::from_column_major_slice(&x[..f], f, 1),
-            1.0,
-            Par::Seq,
-        );
+        factor_scores(&self.item_factors, self.params.factors, x, out);
     }
 
     /// The user's vector.
@@ -330,6 +321,24 @@ impl Als {
         let f = self.params.factors;
         &self.user_factors[user * f..(user + 1) * f]
     }
+}
+
+/// `out[i] = x · factors[i]` for every row of the row-major `n × width` matrix `factors`
+/// (one matrix-vector product; `out` and `x` as long as the rows and `width`).
+pub fn factor_scores(factors: &[f32], width: usize, x: &[f32], out: &mut [f32]) {
+    let n = (factors.len() / width.max(1)).min(out.len());
+    if width == 0 || x.len() < width {
+        out.fill(0.0);
+        return;
+    }
+    matmul(
+        MatMut::from_column_major_slice_mut(&mut out[..n], n, 1),
+        Accum::Replace,
+        MatRef::from_row_major_slice(&factors[..n * width], n, width),
+        MatRef::from_column_major_slice(&x[..width], width, 1),
+        1.0,
+        Par::Seq,
+    );
 }
 
 impl Scorer for Als {

@@ -13,7 +13,12 @@
 //! u32, `history.values` f32, `history.times` i64 — what a user has already seen, and the
 //! history item-based models score from), and per kind: `scores` f32 `[items]` (popularity,
 //! trending); `user_factors` f32 `[users, f]` and `item_factors` f32 `[items, f]` (ALS);
-//! `offsets` i64 `[items + 1]`, `neighbors` u32 and `weights` f32 (EASE, item-kNN).
+//! `offsets` i64 `[items + 1]`, `neighbors` u32 and `weights` f32 (EASE, item-kNN);
+//! `user_factors` `[users, f + 1]` and `item_factors` `[items, f + 1]` (BPR; the last column
+//! is 1 for users and the bias for items); for the two-tower model `user_factors`
+//! `[users, d]`, `item_factors` `[items, d]`, and the towers' weights `context` `[items, d]`,
+//! `tower.w1` `[d, hidden]`, `tower.b1` `[hidden]`, `tower.w2` `[hidden, d]`, `tower.b2`
+//! `[d]`, `features` `[buckets, d]`.
 //!
 //! [`Artifact::save`] writes into a hidden sibling folder and renames it into place, so a
 //! reader never sees half an artifact. [`Artifact::load`] refuses an artifact whose schema
@@ -24,6 +29,7 @@ use crate::{
     Als, AlsParams, Ease, EaseParams, IdMap, Interactions, ItemItem, ItemKnn, ItemKnnParams,
     Popularity, Row, Scorer, Trending, TrendingParams,
 };
+use crate::{Bpr, BprParams, TwoTower, TwoTowerParams};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -73,7 +79,7 @@ pub struct DataInfo {
 pub struct Manifest {
     pub schema_version: u32,
     pub name: String,
-    /// `popularity`, `trending`, `als`, `ease` or `item_knn`.
+    /// `popularity`, `trending`, `als`, `ease`, `item_knn`, `bpr` or `two_tower`.
     pub kind: String,
     pub version: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -96,6 +102,8 @@ pub enum Model {
     Als(Als),
     Ease(Ease),
     ItemKnn(ItemKnn),
+    Bpr(Bpr),
+    TwoTower(TwoTower),
 }
 
 impl Model {
@@ -106,6 +114,8 @@ impl Model {
             Self::Als(m) => m,
             Self::Ease(m) => m,
             Self::ItemKnn(m) => m,
+            Self::Bpr(m) => m,
+            Self::TwoTower(m) => m,
         }
     }
 
@@ -117,17 +127,42 @@ impl Model {
             Self::Als(m) => serde_json::to_value(m.params),
             Self::Ease(m) => serde_json::to_value(m.params),
             Self::ItemKnn(m) => serde_json::to_value(m.params),
+            Self::Bpr(m) => serde_json::to_value(m.params),
+            Self::TwoTower(m) => serde_json::to_value(m.params),
         };
         value.unwrap_or(serde_json::Value::Null)
     }
 
-    /// Whether `user` (a row of the training matrix) can be scored by this model. Only ALS
-    /// needs a per-user vector; the others score from the history alone.
+    /// Whether `user` (a row of the training matrix) can be scored by this model. ALS and
+    /// BPR need a per-user vector; the others score from the history alone.
     pub fn knows_user(&self, user: usize) -> bool {
         match self {
             Self::Als(m) => user < m.n_users,
+            Self::Bpr(m) => user < m.n_users,
             _ => true,
         }
+    }
+
+    /// For models that score by one dot product per item (ALS, BPR, two-tower): the item
+    /// factors (row-major) and their width.
+    pub fn item_factors(&self) -> Option<(&[f32], usize)> {
+        match self {
+            Self::Als(m) => Some((&m.item_factors, m.params.factors)),
+            Self::Bpr(m) => Some((&m.item_factors, m.width())),
+            Self::TwoTower(m) => Some((&m.item_factors, m.params.dim)),
+            _ => None,
+        }
+    }
+
+    /// The stored vector of training user `user`, for the factor models.
+    pub fn user_vector(&self, user: usize) -> Option<&[f32]> {
+        let (factors, w) = match self {
+            Self::Als(m) => (&m.user_factors, m.params.factors),
+            Self::Bpr(m) => (&m.user_factors, m.width()),
+            Self::TwoTower(m) => (&m.user_factors, m.params.dim),
+            _ => return None,
+        };
+        factors.get(user * w..(user + 1) * w)
     }
 }
 
@@ -283,6 +318,23 @@ impl Artifact {
             }
             Model::Ease(m) => t.extend(graph_tensors(&m.graph)),
             Model::ItemKnn(m) => t.extend(graph_tensors(&m.graph)),
+            Model::Bpr(m) => {
+                let w = m.width();
+                t.push(f32s("user_factors", vec![m.n_users, w], &m.user_factors));
+                t.push(f32s("item_factors", vec![m.n_items, w], &m.item_factors));
+            }
+            Model::TwoTower(m) => {
+                let (d, h) = (m.params.dim, m.params.hidden);
+                let b = m.params.buckets as usize;
+                t.push(f32s("user_factors", vec![m.n_users, d], &m.user_factors));
+                t.push(f32s("item_factors", vec![m.n_items, d], &m.item_factors));
+                t.push(f32s("context", vec![m.n_items, d], &m.context));
+                t.push(f32s("tower.w1", vec![d, h], &m.w1));
+                t.push(f32s("tower.b1", vec![h], &m.b1));
+                t.push(f32s("tower.w2", vec![h, d], &m.w2));
+                t.push(f32s("tower.b2", vec![d], &m.b2));
+                t.push(f32s("features", vec![b, d], &m.features));
+            }
         }
         t
     }
@@ -445,6 +497,35 @@ impl Artifact {
                     .map_err(|_| params("item_knn"))?,
                 graph: reader.graph(n_items)?,
             }),
+            "bpr" => {
+                let params: BprParams = serde_json::from_value(p).map_err(|_| params("bpr"))?;
+                let w = params.factors + 1;
+                Model::Bpr(Bpr {
+                    params,
+                    n_users,
+                    n_items,
+                    user_factors: reader.f32s_of_len("user_factors", n_users * w)?,
+                    item_factors: reader.f32s_of_len("item_factors", n_items * w)?,
+                })
+            }
+            "two_tower" => {
+                let params: TwoTowerParams =
+                    serde_json::from_value(p).map_err(|_| params("two_tower"))?;
+                let (d, h) = (params.dim, params.hidden);
+                Model::TwoTower(TwoTower {
+                    params,
+                    n_users,
+                    n_items,
+                    user_factors: reader.f32s_of_len("user_factors", n_users * d)?,
+                    item_factors: reader.f32s_of_len("item_factors", n_items * d)?,
+                    context: reader.f32s_of_len("context", n_items * d)?,
+                    w1: reader.f32s_of_len("tower.w1", d * h)?,
+                    b1: reader.f32s_of_len("tower.b1", h)?,
+                    w2: reader.f32s_of_len("tower.w2", h * d)?,
+                    b2: reader.f32s_of_len("tower.b2", d)?,
+                    features: reader.f32s_of_len("features", params.buckets as usize * d)?,
+                })
+            }
             other => {
                 return Err(fail(
                     &manifest_path,

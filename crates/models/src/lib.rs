@@ -8,6 +8,9 @@
 //! - Models: [`Popularity`], [`Trending`], implicit ALS ([`Als`], Hu-Koren-Volinsky with a conjugate-gradient
 //!   solver), [`Ease`] (Steck 2019, dense solve with faer), [`ItemKnn`] (cosine). Every model
 //!   implements [`Scorer`].
+//! - [`Bpr`] (pairwise matrix factorisation) and [`TwoTower`] (user tower over recent items,
+//!   item tower over id and content [`features`], so new items get vectors), trained with burn
+//!   in [`neural`] (feature `neural`) and stored as plain vectors: serving needs no burn.
 //!
 //! - [`artifact`]: a fitted model on disk (manifest.json, safetensors, id maps, checksums).
 //! - [`search`]: grid search on a validation split cut from training (never the test split).
@@ -18,10 +21,13 @@
 mod als;
 pub mod artifact;
 mod ease;
+pub mod features;
 mod item_item;
 mod knn;
 mod matrix;
 pub mod metrics;
+#[cfg(feature = "neural")]
+pub mod neural;
 mod popularity;
 mod quant;
 pub mod search;
@@ -29,8 +35,9 @@ pub mod search;
 pub mod segments;
 pub mod split;
 mod topk;
+mod towers;
 
-pub use als::{Als, AlsParams};
+pub use als::{Als, AlsParams, factor_scores};
 pub use artifact::{Artifact, ArtifactError, Manifest, Model};
 pub use ease::{Ease, EaseParams, MAX_EASE_ITEMS};
 pub use item_item::ItemItem;
@@ -39,6 +46,7 @@ pub use matrix::{IdMap, Interactions, Row};
 pub use popularity::{Popularity, Trending, TrendingParams};
 pub use quant::QuantizedFactors;
 pub use topk::top_k;
+pub use towers::{Bpr, BprParams, TwoTower, TwoTowerParams};
 
 /// What went wrong while fitting or evaluating.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +63,8 @@ pub enum Error {
     NoTimes,
     #[error("interrupted")]
     Interrupted,
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Result alias of this crate.

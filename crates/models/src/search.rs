@@ -1,12 +1,14 @@
 //! Hyper-parameter search on a validation split cut from the training data, so the test split
 //! is never used to choose a model.
 
+use crate::features::FeatureList;
 use crate::metrics::{Metrics, evaluate};
 use crate::split::{Split, per_user_random};
 use crate::{
     Als, AlsParams, Ease, EaseParams, Error, Interactions, ItemKnn, ItemKnnParams, Model,
     Popularity, Result, Trending, TrendingParams,
 };
+use crate::{BprParams, TwoTowerParams};
 
 /// One model with its parameters, to be tried.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +19,10 @@ pub enum Candidate {
     Als(AlsParams),
     Ease(EaseParams),
     ItemKnn(ItemKnnParams),
+    /// Needs the `neural` feature to be fitted.
+    Bpr(BprParams),
+    /// Needs the `neural` feature and the items' content features to be fitted.
+    TwoTower(TwoTowerParams),
 }
 
 impl Candidate {
@@ -27,13 +33,53 @@ impl Candidate {
         train: &Interactions,
         on_iteration: impl FnMut(usize, usize) -> bool,
     ) -> Result<Model> {
-        Ok(match *self {
+        self.fit_full(train, None, on_iteration).map(|(m, _)| m)
+    }
+
+    /// Fits the candidate on `train` with the items' content features (the two-tower model
+    /// needs them; `features[i]` belongs to item `i` of `train`). `on_iteration(done, total)`
+    /// is called after every ALS sweep or neural epoch and may return false to stop early.
+    /// Also returns the training loss of every epoch of a neural model (empty otherwise).
+    pub fn fit_full(
+        &self,
+        train: &Interactions,
+        features: Option<&[FeatureList]>,
+        mut on_iteration: impl FnMut(usize, usize) -> bool,
+    ) -> Result<(Model, Vec<f32>)> {
+        #[cfg(not(feature = "neural"))]
+        let _ = features;
+        let model = match *self {
             Self::Popularity => Model::Popularity(Popularity::fit(train)),
             Self::Trending(p) => Model::Trending(Trending::fit(train, p)?),
-            Self::Als(p) => Model::Als(Als::fit(train, p, on_iteration)?),
+            Self::Als(p) => Model::Als(Als::fit(train, p, &mut on_iteration)?),
             Self::Ease(p) => Model::Ease(Ease::fit(train, p)?),
             Self::ItemKnn(p) => Model::ItemKnn(ItemKnn::fit(train, p)?),
-        })
+            #[cfg(feature = "neural")]
+            Self::Bpr(p) => {
+                let (m, curve) =
+                    crate::neural::fit_bpr(train, p, |e| on_iteration(e.epoch, p.epochs))?;
+                return Ok((Model::Bpr(m), curve.iter().map(|e| e.loss).collect()));
+            }
+            #[cfg(feature = "neural")]
+            Self::TwoTower(p) => {
+                let features = features.ok_or_else(|| Error::Parameter {
+                    name: "features",
+                    message: "the two-tower model needs the items' content features".into(),
+                })?;
+                let (m, curve) = crate::neural::fit_two_tower(train, features, p, |e| {
+                    on_iteration(e.epoch, p.epochs)
+                })?;
+                return Ok((Model::TwoTower(m), curve.iter().map(|e| e.loss).collect()));
+            }
+            #[cfg(not(feature = "neural"))]
+            Self::Bpr(_) | Self::TwoTower(_) => {
+                return Err(Error::Unsupported(format!(
+                    "{} is trained with burn: build with the `neural` feature of marquee-models",
+                    self.kind()
+                )));
+            }
+        };
+        Ok((model, Vec::new()))
     }
 
     /// Fits the candidate on `train`.
@@ -50,6 +96,8 @@ impl Candidate {
             Self::Als(_) => "als",
             Self::Ease(_) => "ease",
             Self::ItemKnn(_) => "item_knn",
+            Self::Bpr(_) => "bpr",
+            Self::TwoTower(_) => "two_tower",
         }
     }
 }
@@ -77,12 +125,23 @@ pub fn validate(
     split: &Split,
     candidates: &[Candidate],
     k: usize,
+    keep_going: impl FnMut(Progress<'_>) -> bool,
+) -> Result<Vec<Trial>> {
+    validate_with(split, None, candidates, k, keep_going)
+}
+
+/// [`validate`] with the items' content features, for the two-tower model.
+pub fn validate_with(
+    split: &Split,
+    features: Option<&[FeatureList]>,
+    candidates: &[Candidate],
+    k: usize,
     mut keep_going: impl FnMut(Progress<'_>) -> bool,
 ) -> Result<Vec<Trial>> {
     let mut trials = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let mut stopped = false;
-        let model = candidate.fit_with(&split.train, |done, total| {
+        let (model, _) = candidate.fit_full(&split.train, features, |done, total| {
             stopped = !keep_going(Progress::Iteration { done, total });
             !stopped
         })?;
