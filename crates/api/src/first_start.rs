@@ -10,8 +10,7 @@
 
 use anyhow::{Context, Result, bail};
 use marquee_domain::{EventWeights, PairWeights};
-use marquee_models::search::Candidate;
-use marquee_models::{AlsParams, Artifact, EaseParams, Interactions};
+use marquee_models::{Als, AlsParams, Artifact, Ease, EaseParams, Interactions, Model};
 use marquee_store::Store;
 use std::path::Path;
 
@@ -92,12 +91,13 @@ pub async fn fit_first_model(store: &Store, model: &Path) -> Result<String> {
             rows.iter()
                 .map(|(u, i, w, t)| (u.as_str(), i.as_str(), *w, *t)),
         );
-        let candidate = if x.n_items() <= EASE_MAX_ITEMS {
-            Candidate::Ease(EaseParams::default())
+        // The fitters are called directly (not through `search::Candidate`, whose neural
+        // branches would pull burn into this binary when a workspace build enables them).
+        let fitted = if x.n_items() <= EASE_MAX_ITEMS {
+            Model::Ease(Ease::fit(&x, EaseParams::default())?)
         } else {
-            Candidate::Als(AlsParams::default())
+            Model::Als(Als::fit(&x, AlsParams::default(), |_, _| true)?)
         };
-        let fitted = candidate.fit(&x)?;
         std::fs::create_dir_all(&model)
             .with_context(|| format!("creating the model folder {}", model.display()))?;
         let version = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();

@@ -657,6 +657,87 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
 }
 
 #[test]
+fn neural_models_train_with_loss_curves_into_the_same_artifact_format() {
+    use marquee_models::Artifact;
+    let env = Env::new();
+    env.ok(&[
+        "import",
+        "store",
+        repo("notebooks-data/demo-store").to_str().unwrap(),
+    ]);
+    let work = env._dir.path();
+    let out = train(
+        work,
+        &env.url,
+        &[
+            "--set",
+            "models=bpr,two_tower",
+            "--set",
+            "select=two_tower",
+            "--set",
+            "bpr.epochs=6",
+            "--set",
+            "two_tower.epochs=4",
+            "--set",
+            "two_tower.dim=16",
+            "--set",
+            "two_tower.hidden=32",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "train failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for kind in ["popularity", "bpr", "two_tower"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.get(2..).is_some_and(|s| s.starts_with(kind))),
+            "{kind} missing from\n{stdout}"
+        );
+    }
+    let models = work.join("models/default");
+    let version = std::fs::read_to_string(models.join("latest")).unwrap();
+    let dir = models.join(version.trim());
+    let artifact = Artifact::load(&dir).unwrap();
+    assert_eq!(artifact.manifest.kind, "two_tower");
+    let m = &artifact.manifest.metrics["models"];
+    for (kind, epochs) in [("bpr", 6), ("two_tower", 4)] {
+        let curve = m[kind]["loss_per_epoch"].as_array().unwrap();
+        assert_eq!(curve.len(), epochs, "{kind}");
+        assert!(curve.iter().all(|l| l.as_f64().is_some_and(f64::is_finite)));
+        assert_eq!(
+            m[kind]["seconds_per_epoch"].as_array().unwrap().len(),
+            epochs
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(report.contains("two_tower: training loss") && report.contains("bpr: training loss"));
+    // The saved tower serves batch recommendations like any model.
+    let recs = work.join("recs.csv");
+    let out = recommend(&[
+        "--model",
+        models.to_str().unwrap(),
+        "--users",
+        "all",
+        "--k",
+        "4",
+        "--exclude-seen",
+        "--out",
+        recs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&recs).unwrap();
+    assert_eq!(text.lines().count(), 1 + artifact.history.n_users() * 4);
+}
+
+#[test]
 fn train_says_what_to_fix() {
     let env = Env::new();
     let work = env._dir.path();

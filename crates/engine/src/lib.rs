@@ -14,10 +14,14 @@
 //!   has, hidden items and out-of-stock items are left out (the first two unless asked), and
 //!   the filters (category, price range, explicit exclusions) apply. A user with no history
 //!   gets trending items (cold start).
-//!   ALS catalogs of 4,096 items or more are scored in two passes: int8 factors for every
-//!   item, exact f32 for the best k + 16, kept only when provably the exact answer (else every
-//!   item is scored exactly). EASE and item-kNN models of up to 2,048 items score over dense
-//!   rows.
+//!   BPR folds fresh events in the same way (against its item vectors); the two-tower model
+//!   runs its user tower (exported weights, plain Rust) over the combined history. With a
+//!   two-tower model, catalog items it was not trained on are placed by their content
+//!   features (vectors computed when the catalog changes) and compete in personal answers.
+//!   Factor-model (ALS, BPR, two-tower) catalogs of 4,096 items or more are scored in two
+//!   passes: int8 factors for every item, exact f32 for the best k + 16, kept only when
+//!   provably the exact answer (else every item is scored exactly). EASE and item-kNN models
+//!   of up to 2,048 items score over dense rows.
 //! - [`Engine::session`]: an anonymous visitor's recent items, scored through item-kNN.
 //! - [`Engine::similar`]: an item's nearest items (cosine over co-occurrence in the history).
 //! - [`Engine::home`]: Netflix-style rows: top picks, "because you watched X", "New in

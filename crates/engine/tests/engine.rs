@@ -7,8 +7,9 @@ use marquee_domain::{
     UserId,
 };
 use marquee_engine::{Basis, Engine, Error, Filters};
+use marquee_models::features::FeatureList;
 use marquee_models::search::Candidate;
-use marquee_models::{AlsParams, Artifact, EaseParams, Interactions};
+use marquee_models::{AlsParams, Artifact, BprParams, EaseParams, Interactions, TwoTowerParams};
 use std::path::{Path, PathBuf};
 
 const DAY: i64 = 86_400_000;
@@ -58,9 +59,25 @@ fn catalog() -> Vec<Item> {
     items
 }
 
+/// The content features of the items of `x`, from [`catalog`] (the two-tower model's input).
+fn features(x: &Interactions, buckets: u32) -> Vec<FeatureList> {
+    let catalog = catalog();
+    x.items
+        .ids()
+        .iter()
+        .map(|id| {
+            let item = catalog.iter().find(|i| i.id.as_str() == id).unwrap();
+            marquee_models::features::item_features(item, buckets)
+        })
+        .collect()
+}
+
 fn save(root: &Path, version: &str, candidate: Candidate) -> PathBuf {
     let x = data();
-    let model = candidate.fit(&x).unwrap();
+    let features = features(&x, TwoTowerParams::default().buckets);
+    let (model, _) = candidate
+        .fit_full(&x, Some(&features), |_, _| true)
+        .unwrap();
     let mut artifact = Artifact::new(
         "shop",
         version,
@@ -82,6 +99,30 @@ fn als() -> Candidate {
         iterations: 10,
         regularization: 0.1,
         ..AlsParams::default()
+    })
+}
+
+fn bpr() -> Candidate {
+    Candidate::Bpr(BprParams {
+        factors: 8,
+        epochs: 60,
+        learning_rate: 0.05,
+        batch_size: 32,
+        ..BprParams::default()
+    })
+}
+
+fn two_tower() -> Candidate {
+    Candidate::TwoTower(TwoTowerParams {
+        dim: 8,
+        hidden: 16,
+        epochs: 60,
+        learning_rate: 0.02,
+        batch_size: 32,
+        negatives: 16,
+        history: 8,
+        temperature: 0.5,
+        ..TwoTowerParams::default()
     })
 }
 
@@ -211,7 +252,12 @@ fn recommendations_respect_history_filters_and_the_catalog() {
 #[test]
 fn new_events_change_the_next_answer_and_strangers_get_trending() {
     let root = tempfile::tempdir().unwrap();
-    for (version, candidate) in [("v-als", als()), ("v-ease", ease())] {
+    for (version, candidate) in [
+        ("v-als", als()),
+        ("v-ease", ease()),
+        ("v-bpr", bpr()),
+        ("v-tower", two_tower()),
+    ] {
         let dir = save(root.path(), version, candidate);
         let engine = Engine::open(&dir, catalog()).unwrap();
         // A stranger: cold start.
@@ -578,4 +624,75 @@ fn large_als_catalogs_answer_the_exact_top_k() {
             assert_eq!(ids(&got), want, "{user} {filters:?}");
         }
     }
+}
+
+#[test]
+fn the_two_tower_model_places_new_catalog_items_by_their_features() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = save(root.path(), "v-tower", two_tower());
+    let mut items = catalog();
+    let new = |id: &str, category: &str| {
+        Item::new(
+            ItemId::new(id).unwrap(),
+            format!("{category} new"),
+            category.to_uppercase(),
+            t0(),
+        )
+    };
+    items.push(new("a-new", "a"));
+    items.push(new("b-new", "b"));
+    let mut hidden = new("a-hidden", "a");
+    hidden.hidden = true;
+    let mut sold_out = new("a-sold-out", "a");
+    sold_out.in_stock = false;
+    items.extend([hidden, sold_out]);
+    let engine = Engine::open(&dir, catalog()).unwrap();
+    let all = Filters::default();
+    // Before the items are in the catalog, nobody gets them.
+    let before = engine.recommend(Some("u0"), &[], 30, &all).unwrap();
+    assert!(!ids(&before).iter().any(|i| i.contains("new")));
+    // Added through the catalog (as the admin API does): placed by their features at once.
+    engine.set_catalog(items);
+    for user in ["u0", "u2", "u4", "u1", "u3"] {
+        let group = if user[1..].parse::<usize>().unwrap() % 2 == 0 {
+            'a'
+        } else {
+            'b'
+        };
+        let answer = engine.recommend(Some(user), &[], 30, &all).unwrap();
+        let top = ids(&answer);
+        let own = format!("{group}-new");
+        let other = if group == 'a' { "b-new" } else { "a-new" };
+        let at = |id: &str| top.iter().position(|i| *i == id);
+        let own_at = at(&own).unwrap_or_else(|| panic!("{user}: {own} missing from {top:?}"));
+        // The new item of the user's taste ranks above every item of the other taste.
+        let first_other = top.iter().position(|i| !i.starts_with(group)).unwrap();
+        assert!(own_at < first_other, "{user}: {top:?}");
+        assert!(at(other).is_none_or(|o| o > own_at), "{user}: {top:?}");
+        assert!(
+            !top.contains(&"a-hidden") && !top.contains(&"a-sold-out"),
+            "{top:?}"
+        );
+        assert!(answer.items.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+    // Filters apply to them like to any item, and what the user viewed is left out.
+    let only_b = Filters {
+        category: Some("B".into()),
+        ..Filters::default()
+    };
+    let b = engine.recommend(Some("u0"), &[], 30, &only_b).unwrap();
+    assert!(ids(&b).iter().all(|i| i.starts_with('b')), "{:?}", ids(&b));
+    let excluded = Filters {
+        exclude: vec!["a-new".into()],
+        ..Filters::default()
+    };
+    assert!(!ids(&engine.recommend(Some("u0"), &[], 30, &excluded).unwrap()).contains(&"a-new"));
+    let viewed = [event("u0", "a-new", EventKind::View, 100)];
+    let after = engine.recommend(Some("u0"), &viewed, 30, &all).unwrap();
+    assert!(!ids(&after).contains(&"a-new"));
+    // A model without content features (ALS) leaves unknown items to the "New in" row.
+    let als_dir = save(root.path(), "v-als", als());
+    engine.swap(&als_dir).unwrap();
+    let answer = engine.recommend(Some("u0"), &[], 30, &all).unwrap();
+    assert!(!ids(&answer).iter().any(|i| i.contains("new")));
 }

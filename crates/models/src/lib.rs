@@ -13,6 +13,7 @@
 //!   in [`neural`] (feature `neural`) and stored as plain vectors: serving needs no burn.
 //!
 //! - [`artifact`]: a fitted model on disk (manifest.json, safetensors, id maps, checksums).
+//! - [`cold`]: cold-start evaluation on items held out of training entirely.
 //! - [`search`]: grid search on a validation split cut from training (never the test split).
 //!
 //! This crate knows nothing of storage, HTTP or Polars. Threading: fitting and evaluation use
@@ -20,6 +21,7 @@
 
 mod als;
 pub mod artifact;
+pub mod cold;
 mod ease;
 pub mod features;
 mod item_item;

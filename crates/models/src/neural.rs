@@ -390,6 +390,19 @@ pub fn fit_two_tower(
         return Err(Error::Empty);
     }
     let table = FeatureTable::new(features);
+    // Sampled-softmax correction: a candidate is drawn as another row's positive in
+    // proportion to its popularity, or uniformly as a shared negative; subtracting the log of
+    // its expected count keeps popular items from being pushed down for being drawn often.
+    let counts = train.item_counts();
+    let pairs_total = all.len().max(1) as f64;
+    let log_q: Vec<f32> = counts
+        .iter()
+        .map(|&c| {
+            let q = p.batch_size as f64 * f64::from(c) / pairs_total
+                + p.negatives as f64 / n_items as f64;
+            q.max(1e-9).ln() as f32
+        })
+        .collect();
     let dev = device();
     let mut rng = SeededRng::new(p.seed);
     let emb = 0.05;
@@ -424,7 +437,7 @@ pub fn fit_two_tower(
             let users = net.user_tower(&batch, d, &dev);
             let items = net.item_tower(&batch.candidates, &batch.keep_id, &table, d, &dev);
             let logits = users.matmul(items.transpose()).mul_scalar(inv_t);
-            let (target, mask) = targets(&batch);
+            let (target, mask) = targets(&batch, &log_q);
             let c = batch.candidates.len();
             let logits = logits + matrix(mask, batch.rows, c, &dev);
             let picked = log_softmax(logits, 1) * matrix(target, batch.rows, c, &dev);
@@ -508,12 +521,17 @@ fn tower_batch(
     }
 }
 
-/// The one-hot targets (row r's positive is candidate r) and the additive mask that hides a
-/// row's own item where it recurs among the other candidates.
-fn targets(b: &TowerBatch) -> (Vec<f32>, Vec<f32>) {
+/// The one-hot targets (row r's positive is candidate r) and the additive logit correction:
+/// minus each candidate's log sampling rate (`log_q`, per item), and a large negative that
+/// hides a row's own item where it recurs among the other candidates.
+fn targets(b: &TowerBatch, log_q: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let c = b.candidates.len();
+    let correction: Vec<f32> = b.candidates.iter().map(|&i| -log_q[i]).collect();
     let mut target = vec![0f32; b.rows * c];
-    let mut mask = vec![0f32; b.rows * c];
+    let mut mask = Vec::with_capacity(b.rows * c);
+    for _ in 0..b.rows {
+        mask.extend_from_slice(&correction);
+    }
     for r in 0..b.rows {
         target[r * c + r] = 1.0;
         let own = b.candidates[r];

@@ -29,9 +29,9 @@ impl Default for BprParams {
     fn default() -> Self {
         Self {
             factors: 64,
-            epochs: 30,
-            learning_rate: 0.01,
-            regularization: 1e-4,
+            epochs: 100,
+            learning_rate: 0.005,
+            regularization: 1e-3,
             batch_size: 1024,
             seed: 42,
         }

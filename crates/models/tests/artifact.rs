@@ -169,3 +169,67 @@ fn damaged_artifacts_are_refused_with_the_reason() {
     // No artifact at all.
     assert!(load_err(&root.path().join("nothing")).contains("cannot read"));
 }
+
+/// BPR and the two-tower model (trained with burn) save their exported vectors and tower
+/// weights, and load to the same model and scores, without burn.
+#[cfg(feature = "neural")]
+#[test]
+fn neural_models_round_trip_with_their_tower_weights() {
+    use marquee_models::{BprParams, Model, TwoTowerParams};
+    let root = tempfile::tempdir().unwrap();
+    let x = data();
+    let features: Vec<_> = (0..x.n_items())
+        .map(|i| vec![((i % 7) as u32, 1.0), (7 + (i % 3) as u32, 0.5)])
+        .collect();
+    let tower = TwoTowerParams {
+        dim: 4,
+        hidden: 8,
+        epochs: 2,
+        batch_size: 32,
+        negatives: 8,
+        buckets: 16,
+        ..TwoTowerParams::default()
+    };
+    let bpr = BprParams {
+        factors: 4,
+        epochs: 2,
+        ..BprParams::default()
+    };
+    for candidate in [Candidate::Bpr(bpr), Candidate::TwoTower(tower)] {
+        let (model, curve) = candidate
+            .fit_full(&x, Some(&features), |_, _| true)
+            .unwrap();
+        assert_eq!(curve.len(), 2);
+        let dir = root.path().join(candidate.kind());
+        let mut saved = Artifact::new(
+            "t",
+            "v1",
+            model,
+            x.clone(),
+            "unit",
+            serde_json::Value::Null,
+            serde_json::Value::Null,
+        );
+        saved.save(&dir).unwrap();
+        let loaded = Artifact::load(&dir).unwrap();
+        assert_eq!(loaded, saved, "{}", candidate.kind());
+        let n = x.n_items();
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        for u in 0..x.n_users() {
+            saved.model.score(u, x.row(u), &mut a);
+            loaded.model.score(u, x.row(u), &mut b);
+            assert_eq!(a, b);
+        }
+        if let Model::TwoTower(t) = &loaded.model {
+            // The tower recomputes a training user's stored vector from their history.
+            let again = t.user_vector_from(x.row(3).items.iter().map(|&i| i as usize));
+            assert_eq!(again.as_slice(), loaded.model.user_vector(3).unwrap());
+        }
+    }
+    // A two-tower artifact whose tower weights do not fit its parameters is refused.
+    let manifest = root.path().join("two_tower/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("\"hidden\": 8", "\"hidden\": 9")).unwrap();
+    let err = load_err(&root.path().join("two_tower"));
+    assert!(err.contains("tower.w1"), "{err}");
+}
