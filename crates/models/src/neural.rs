@@ -74,6 +74,27 @@ fn check(params: &[(&'static str, f64, bool)]) -> Result<()> {
     Ok(())
 }
 
+/// Records a finished epoch (its mean batch loss) and asks `on_epoch` whether to go on.
+fn end_epoch(
+    curve: &mut Vec<Epoch>,
+    epoch: usize,
+    loss: f64,
+    start: Instant,
+    on_epoch: &mut impl FnMut(&Epoch) -> bool,
+) -> Result<()> {
+    let e = Epoch {
+        epoch,
+        loss: loss as f32,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    curve.push(e);
+    if on_epoch(&e) {
+        Ok(())
+    } else {
+        Err(Error::Interrupted)
+    }
+}
+
 /// Training pairs (user, item) of a matrix, one per stored interaction.
 fn pairs(train: &Interactions) -> Vec<(usize, usize)> {
     (0..train.n_users())
@@ -178,15 +199,13 @@ pub fn fit_bpr(
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(f64::from(learning_rate), net, grads);
         }
-        let e = Epoch {
+        end_epoch(
+            &mut curve,
             epoch,
-            loss: (total / batches.max(1) as f64) as f32,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        curve.push(e);
-        if !on_epoch(&e) {
-            return Err(Error::Interrupted);
-        }
+            total / batches.max(1) as f64,
+            start,
+            &mut on_epoch,
+        )?;
     }
     let users = values_of(net.users.val())?;
     let items = values_of(net.items.val())?;
@@ -447,15 +466,13 @@ pub fn fit_two_tower(
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(f64::from(p.learning_rate), net, grads);
         }
-        let e = Epoch {
+        end_epoch(
+            &mut curve,
             epoch,
-            loss: (total / batches.max(1) as f64) as f32,
-            seconds: start.elapsed().as_secs_f64(),
-        };
-        curve.push(e);
-        if !on_epoch(&e) {
-            return Err(Error::Interrupted);
-        }
+            total / batches.max(1) as f64,
+            start,
+            &mut on_epoch,
+        )?;
     }
     let model = export(&net, train, features, p)?;
     Ok((model, curve))
