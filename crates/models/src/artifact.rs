@@ -499,13 +499,13 @@ impl Artifact {
             }),
             "bpr" => {
                 let params: BprParams = serde_json::from_value(p).map_err(|_| params("bpr"))?;
-                let w = params.factors + 1;
+                let w = params.factors.saturating_add(1);
                 Model::Bpr(Bpr {
                     params,
                     n_users,
                     n_items,
-                    user_factors: reader.f32s_of_len("user_factors", n_users * w)?,
-                    item_factors: reader.f32s_of_len("item_factors", n_items * w)?,
+                    user_factors: reader.f32s_of_len("user_factors", n_users.saturating_mul(w))?,
+                    item_factors: reader.f32s_of_len("item_factors", n_items.saturating_mul(w))?,
                 })
             }
             "two_tower" => {
@@ -516,14 +516,15 @@ impl Artifact {
                     params,
                     n_users,
                     n_items,
-                    user_factors: reader.f32s_of_len("user_factors", n_users * d)?,
-                    item_factors: reader.f32s_of_len("item_factors", n_items * d)?,
-                    context: reader.f32s_of_len("context", n_items * d)?,
-                    w1: reader.f32s_of_len("tower.w1", d * h)?,
+                    user_factors: reader.f32s_of_len("user_factors", n_users.saturating_mul(d))?,
+                    item_factors: reader.f32s_of_len("item_factors", n_items.saturating_mul(d))?,
+                    context: reader.f32s_of_len("context", n_items.saturating_mul(d))?,
+                    w1: reader.f32s_of_len("tower.w1", d.saturating_mul(h))?,
                     b1: reader.f32s_of_len("tower.b1", h)?,
-                    w2: reader.f32s_of_len("tower.w2", h * d)?,
+                    w2: reader.f32s_of_len("tower.w2", h.saturating_mul(d))?,
                     b2: reader.f32s_of_len("tower.b2", d)?,
-                    features: reader.f32s_of_len("features", params.buckets as usize * d)?,
+                    features: reader
+                        .f32s_of_len("features", (params.buckets as usize).saturating_mul(d))?,
                 })
             }
             other => {
