@@ -17,8 +17,10 @@ use std::sync::atomic::Ordering;
 /// precision, recall, nDCG, MAP and coverage for every model, refits the best one on all the
 /// data and writes it to `<output_dir>/<name>/<version>/` with `report.html`.
 ///
-/// Without --config, `training/default.toml` is used if it exists, else the built-in defaults
-/// (every model, the store at DATABASE_URL). Ctrl-C stops cleanly: nothing is written.
+/// Models: popularity, trending, item_knn, ease, als (the default list), and bpr and two_tower
+/// (trained with burn on the CPU; ask for them with `--set models=...`). Without --config,
+/// `training/default.toml` is used if it exists, else the built-in defaults (the default
+/// models, the store at DATABASE_URL). Ctrl-C stops cleanly: nothing is written.
 #[derive(Debug, Parser)]
 #[command(name = "train", version, about, long_about)]
 struct Cli {
@@ -27,8 +29,9 @@ struct Cli {
     /// The experiment config (TOML); see training/README.md for every key.
     #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Override a config value, e.g. `--set models=als,ease --set als.factors=64
-    /// --set ease.lambda=100,200 --set refit=false --set output_dir=DIR`. Repeatable.
+    /// Override a config value, e.g. `--set models=als,ease,two_tower --set als.factors=64
+    /// --set ease.lambda=100,200 --set two_tower.epochs=10 --set refit=false
+    /// --set output_dir=DIR`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Print the resolved configuration as TOML and exit.
