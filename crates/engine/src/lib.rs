@@ -992,12 +992,15 @@ fn with_cold_items(
     } else {
         out.last().map_or(f32::NEG_INFINITY, |r| r.score)
     };
-    let seen = |id: &str| {
-        !filters.include_seen
-            && recent
-                .iter()
-                .any(|e| e.item.as_ref().is_some_and(|i| i.as_str() == id))
+    let recent_items: std::collections::HashSet<&str> = if filters.include_seen {
+        std::collections::HashSet::new()
+    } else {
+        recent
+            .iter()
+            .filter_map(|e| e.item.as_ref().map(|i| i.as_str()))
+            .collect()
     };
+    let seen = |id: &str| recent_items.contains(id);
     let mut added = false;
     for c in &state.cold {
         let score: f32 = c.vector.iter().zip(x).map(|(a, b)| a * b).sum();
