@@ -97,6 +97,22 @@ fn bench(c: &mut Criterion) {
             black_box(&approx);
         });
     });
+    let (mut scratch, mut candidates) = (marquee_models::QuantScratch::default(), Vec::new());
+    c.bench_function(
+        "als int8 candidates for a top 10, 10k items x 64 factors",
+        |b| {
+            b.iter(|| {
+                quantized.candidates(
+                    black_box(als.user_vector(17)),
+                    10,
+                    &[],
+                    &mut scratch,
+                    &mut candidates,
+                );
+                black_box(&candidates);
+            });
+        },
+    );
     c.bench_function("top-10 of 10k scores", |b| {
         b.iter(|| black_box(marquee_models::top_k(black_box(&scores), 10, &[])));
     });

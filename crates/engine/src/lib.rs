@@ -183,11 +183,8 @@ fn fold_space(model: &Model) -> Option<fold::FoldSpace<'_>> {
 }
 
 /// ALS models of at least this many items score in two passes (int8 for every item, f32 for
-/// the best `k` + [`QUANT_MARGIN`]); smaller ones in one f32 pass.
+/// the candidates within the int8 error bound of the best); smaller ones in one f32 pass.
 const QUANT_MIN_ITEMS: usize = 4_096;
-/// Candidates scored exactly beyond the `k` asked for (more make the candidate pass slower
-/// than the exact pass they save; fewer make the proof of exactness fail more often).
-const QUANT_MARGIN: usize = 16;
 
 /// Item-item models of at most this many items are scored over dense rows when dense enough
 /// (at most 16 MiB of rows).
@@ -401,6 +398,8 @@ struct Scratch {
     items: Vec<u32>,
     values: Vec<f32>,
     blocked: Vec<u32>,
+    /// The int8 first pass of a two-pass request.
+    quant: marquee_models::QuantScratch,
 }
 
 thread_local! {
@@ -581,6 +580,7 @@ impl Engine {
                 items,
                 values,
                 blocked,
+                quant,
             } = s;
             combine_history(m, row, recent.iter().filter(is_fresh), pairs, items, values);
             if items.is_empty() {
@@ -605,12 +605,7 @@ impl Engine {
                     seen,
                     history: now,
                 };
-                let two_pass = match (&m.quant, stored.is_some()) {
-                    (Some(q), true) => {
-                        rank_two_pass(&state, (factors, width), q, &x, &ask, scores, blocked)
-                    }
-                    _ => None,
-                };
+                let two_pass = rank_two_pass(&state, &x, &ask, pairs, blocked, quant);
                 let out = match two_pass {
                     Some(out) => out,
                     None => {
@@ -905,7 +900,7 @@ fn rank(
 ) -> Result<Vec<Recommendation>> {
     blocked_items(state, seen, filters, blocked);
     let top = top_k(scores, k, blocked);
-    Ok(recommendations(&state.model, top, history))
+    Ok(recommendations(&state.model, &top, history))
 }
 
 /// Into `blocked` (sorted, no repeats): the items an answer must leave out — `seen`, hidden
@@ -943,17 +938,17 @@ fn blocked_items(state: &State, seen: &[u32], filters: &Filters, blocked: &mut V
 /// The answer for `top` (model indices and scores, best first), explained from `history`.
 fn recommendations(
     m: &Loaded,
-    top: Vec<(u32, f32)>,
+    top: &[(u32, f32)],
     history: Option<Row<'_>>,
 ) -> Vec<Recommendation> {
     let items = &m.artifact.history.items;
     let because = match history {
-        Some(h) => explain(m, h, &top),
+        Some(h) => explain(m, h, top),
         None => vec![None; top.len()],
     };
-    top.into_iter()
+    top.iter()
         .zip(because)
-        .map(|((i, score), because)| Recommendation {
+        .map(|(&(i, score), because)| Recommendation {
             item: items.id(i as usize).to_owned(),
             score,
             because: because.map(|h| items.id(h as usize).to_owned()),
@@ -1032,74 +1027,63 @@ struct Ask<'a> {
     history: Row<'a>,
 }
 
-/// Factor-model top-k in two passes: int8 scores for every item, then exact f32 scores for the best
-/// `k` + [`QUANT_MARGIN`] of them. `None` (score every item exactly instead) unless the
-/// answer is provably the exact one: every item left out of the second pass has an int8
-/// score at most the last candidate's, so an exact score at most that plus the error bound,
-/// and the k-th answer's exact score must beat it.
+/// Factor-model top-k in two passes: int8 scores for every item, keeping as candidates the
+/// items within twice the error bound of the k-th best int8 score, then exact f32 scores for
+/// those. The answer is the exact top k: an item left out scores exactly at most its int8
+/// score plus the bound, below the k candidates' exact scores. `None` (score every item
+/// exactly instead) when the user vector is not finite.
 fn rank_two_pass(
     state: &State,
-    (factors, f): (&[f32], usize),
-    q: &marquee_models::QuantizedFactors,
     x: &[f32],
     ask: &Ask<'_>,
-    scores: &mut [f32],
+    pairs: &mut Vec<(u32, f32)>,
     blocked: &mut Vec<u32>,
+    scratch: &mut marquee_models::QuantScratch,
 ) -> Option<Vec<Recommendation>> {
-    let bound = q.scores(x, scores);
-    if !bound.is_finite() {
-        return None;
-    }
+    let q = state.model.quant.as_ref()?;
+    let (factors, f) = state.model.artifact.model.item_factors()?;
     blocked_items(state, ask.seen, ask.filters, blocked);
-    let want = ask.k + QUANT_MARGIN;
-    let candidates = top_k(scores, want, blocked);
-    if candidates.len() < want {
-        return None;
+    q.candidates(x, ask.k, blocked, scratch, pairs)?;
+    for (i, s) in pairs.iter_mut() {
+        let row = &factors[*i as usize * f..(*i as usize + 1) * f];
+        *s = row.iter().zip(x).map(|(a, b)| a * b).sum();
     }
-    let floor = candidates.last().map_or(f32::NEG_INFINITY, |c| c.1);
-    let mut exact: Vec<(u32, f32)> = candidates
-        .iter()
-        .map(|&(i, _)| {
-            let row = &factors[i as usize * f..(i as usize + 1) * f];
-            (i, row.iter().zip(x).map(|(a, b)| a * b).sum())
-        })
-        .collect();
-    exact.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    exact.truncate(ask.k);
-    let kth = exact.last()?.1;
-    (kth > floor + bound).then(|| recommendations(&state.model, exact, Some(ask.history)))
+    // Non-finite exact scores never answer (as in the one-pass top k).
+    pairs.retain(|(_, s)| s.is_finite());
+    let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if pairs.len() > ask.k {
+        pairs.select_nth_unstable_by(ask.k - 1, by_score);
+        pairs.truncate(ask.k);
+    }
+    pairs.sort_unstable_by(by_score);
+    Some(recommendations(&state.model, pairs, Some(ask.history)))
 }
 
 thread_local! {
-    /// Per item, its position in the answer being explained plus one (0: not in it); all
-    /// zero between requests.
-    static MARKS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// Per item, whether it is in the history being explained; all false between requests.
+    static MARKS: RefCell<Vec<bool>> = const { RefCell::new(Vec::new()) };
 }
 
-/// For each item of `top`, the history item most similar to it through the item-kNN
-/// neighbours (the most similar; on a tie the later history item), if any. One pass over the
-/// history's neighbour lists, whatever the length of `top`.
+/// For each item of `top`, the history item most similar to it: the first of its item-kNN
+/// neighbours (most similar first) that is in the history, if any.
 fn explain(m: &Loaded, history: Row<'_>, top: &[(u32, f32)]) -> Vec<Option<u32>> {
-    let mut best: Vec<Option<(u32, f32)>> = vec![None; top.len()];
     MARKS.with_borrow_mut(|marks| {
-        marks.resize(m.n_items(), 0);
-        for (p, &(i, _)) in top.iter().enumerate() {
-            marks[i as usize] = p as u32 + 1;
-        }
+        marks.resize(m.n_items(), false);
         for &h in history.items {
-            for (j, s) in m.knn.neighbors_of(h as usize) {
-                let Some(&p) = marks.get(j) else { continue };
-                if p != 0 {
-                    let b = &mut best[p as usize - 1];
-                    if b.is_none_or(|(_, bs)| s.total_cmp(&bs).is_ge()) {
-                        *b = Some((h, s));
-                    }
-                }
-            }
+            marks[h as usize] = true;
         }
-        for &(i, _) in top {
-            marks[i as usize] = 0;
+        let because = top
+            .iter()
+            .map(|&(i, _)| {
+                m.knn
+                    .neighbors_of(i as usize)
+                    .find(|&(j, _)| marks.get(j).copied().unwrap_or(false))
+                    .map(|(j, _)| j as u32)
+            })
+            .collect();
+        for &h in history.items {
+            marks[h as usize] = false;
         }
-    });
-    best.into_iter().map(|b| b.map(|(h, _)| h)).collect()
+        because
+    })
 }

@@ -46,7 +46,7 @@ pub use item_item::ItemItem;
 pub use knn::{ItemKnn, ItemKnnParams};
 pub use matrix::{IdMap, Interactions, Row};
 pub use popularity::{Popularity, Trending, TrendingParams};
-pub use quant::QuantizedFactors;
+pub use quant::{QuantScratch, QuantizedFactors};
 pub use topk::top_k;
 pub use towers::{Bpr, BprParams, TwoTower, TwoTowerParams};
 

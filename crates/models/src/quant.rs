@@ -1,51 +1,124 @@
 //! Item factors in 8-bit integers with one scale per item: a quarter of the bytes of `f32`
-//! factors, for a fast approximate first pass of ALS scoring whose best candidates are then
-//! scored exactly.
+//! factors, for a fast approximate first pass of factor-model scoring whose candidates are
+//! then scored exactly.
 //!
-//! `y[i][f] ≈ q[i][f] · a[i]` with `a[i] = max_f |y[i][f]| / 127`, and the user vector
-//! `x[f] ≈ p[f] · b` with `b = max_f |x[f]| / 32767` (16-bit), so
-//! `y[i] · x ≈ a[i] · b · Σ_f q[i][f] · p[f]`, the sum exact in 32-bit integers. On x86-64
-//! with AVX2 (checked at run time) sixteen products at a time are formed with `vpmaddwd`;
-//! elsewhere a plain loop computes the same integers.
+//! `y[i] = a[i] · q[i] + r[i]` with `a[i] = max_f |y[i][f]| / 127` (`q` in −127..=127, `r`
+//! the rounding left over), and per request the user vector `x = b · p + d` with `b =
+//! max_f |x[f]| / 63` (`p` in −63..=63). Then
+//!
+//! `y[i] · x = a[i] · b · (q[i] · p) + a[i] · (q[i] · d) + r[i] · x`
+//!
+//! where the integer dot product is exact and the other two terms are bounded through
+//! norms kept from quantisation (`‖a q‖₁`, `‖a q‖₂`, `‖r‖∞`, `‖r‖₂` at their largest over the
+//! items) and the request's `‖d‖` and `‖x‖`.
+//!
+//! Layout: items in blocks of eight, and within a block the factors in groups of four, each
+//! group 32 bytes holding four factors of each of the eight items in turn. On x86-64 with
+//! AVX2 (checked at run time) one `vpmaddubsw` then multiplies a group of all eight items by
+//! the user's four factors broadcast, and one `vpmaddwd` against ones leaves each item's four
+//! products summed in its own 32-bit lane: the eight sums of a block come out side by side,
+//! with no horizontal additions. The user vector goes in as unsigned bytes `p + 64` (1..=127)
+//! so the 16-bit pair sums cannot saturate (two products of at most 127 · 127); the 64 · Σq[i]
+//! this adds is kept per item and taken off. Elsewhere a plain loop computes the same
+//! integers and the same floating-point scores.
 
-/// Quantised item factors (`n` items × `f` factors, rows padded to a multiple of 16).
+/// The user offset that makes the quantised user vector unsigned.
+const USER_OFFSET: i32 = 64;
+/// Largest magnitude of a quantised user factor.
+const USER_LEVELS: f32 = 63.0;
+/// Largest magnitude of a quantised item factor.
+const ITEM_LEVELS: f32 = 127.0;
+
+/// Factor groups the AVX2 pass keeps the broadcast user vector for (256 factors).
+const MAX_GROUPS: usize = 64;
+
+/// Quantised item factors (`n` items × `f` factors; factors padded with zeros to a multiple
+/// of 4, items to a multiple of 8), in the block layout above.
 #[derive(Debug, Clone)]
 pub struct QuantizedFactors {
     n: usize,
     f: usize,
-    /// Row length after padding with zeros.
-    stride: usize,
+    /// Groups of four factors.
+    groups: usize,
     q: Vec<i8>,
+    /// Per item (padded rows: 0), `a[i]`.
     scale: Vec<f32>,
-    /// The largest scale.
-    max_scale: f32,
+    /// Per item, `USER_OFFSET · Σ_f q[i][f]`.
+    offset: Vec<i32>,
+    /// Largest `‖a q‖₁`, `‖a q‖₂`, `‖r‖∞`, `‖r‖₂` and `|y|` over the items.
+    max_l1: f64,
+    max_l2: f64,
+    max_residual: f64,
+    max_residual_l2: f64,
+    max_abs: f64,
+}
+
+/// A request's quantised user vector and the bound on every item's score error.
+struct User {
+    b: f32,
+    bound: f32,
+}
+
+/// Scratch space of [`QuantizedFactors::candidates`], kept between requests so a request
+/// allocates nothing.
+#[derive(Debug, Default)]
+pub struct QuantScratch {
+    user: Vec<u8>,
+    scores: Vec<f32>,
+    best: Vec<f32>,
 }
 
 impl QuantizedFactors {
     /// Quantises `factors` (`n` rows of `f`, row-major).
     pub fn new(factors: &[f32], n: usize, f: usize) -> Self {
-        let stride = f.div_ceil(16) * 16;
-        let mut q = vec![0_i8; n * stride];
-        let mut scale = vec![0.0_f32; n];
+        let groups = f.div_ceil(4).max(1);
+        let rows = n.div_ceil(8) * 8;
+        let mut q = vec![0_i8; rows * groups * 4];
+        let mut scale = vec![0.0_f32; rows];
+        let mut offset = vec![0_i32; rows];
+        let (mut max_l1, mut max_l2, mut max_residual, mut max_residual_l2, mut max_abs) =
+            (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
         for i in 0..n {
             let row = &factors[i * f..(i + 1) * f];
             let top = row.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
-            if top > 0.0 && top.is_finite() {
-                let a = top / 127.0;
-                scale[i] = a;
-                for (dst, v) in q[i * stride..i * stride + f].iter_mut().zip(row) {
-                    *dst = (v / a).round().clamp(-127.0, 127.0) as i8;
-                }
+            if !(top > 0.0 && top.is_finite()) {
+                // A zero row scores zero exactly; a non-finite one is never a candidate
+                // of the exact pass either way (its exact score is not finite).
+                continue;
             }
+            let a = top / ITEM_LEVELS;
+            scale[i] = a;
+            let (mut l1, mut l2, mut res, mut res2, mut sum) = (0.0, 0.0, 0.0_f64, 0.0, 0_i32);
+            for (j, &v) in row.iter().enumerate() {
+                let level = (v / a).round().clamp(-ITEM_LEVELS, ITEM_LEVELS);
+                q[position(groups, i, j)] = level as i8;
+                sum += level as i32;
+                let approx = f64::from(a) * f64::from(level);
+                let residual = (f64::from(v) - approx).abs();
+                l1 += approx.abs();
+                l2 += approx * approx;
+                res = res.max(residual);
+                res2 += residual * residual;
+            }
+            offset[i] = USER_OFFSET * sum;
+            max_l1 = max_l1.max(l1);
+            max_l2 = max_l2.max(l2.sqrt());
+            max_residual = max_residual.max(res);
+            max_residual_l2 = max_residual_l2.max(res2.sqrt());
+            max_abs = max_abs.max(f64::from(top));
         }
-        let max_scale = scale.iter().fold(0.0_f32, |m, &v| m.max(v));
         Self {
             n,
             f,
-            stride,
+            groups,
             q,
             scale,
-            max_scale,
+            offset,
+            max_l1,
+            max_l2,
+            max_residual,
+            max_residual_l2,
+            max_abs,
         }
     }
 
@@ -53,107 +126,340 @@ impl QuantizedFactors {
         self.n
     }
 
+    /// The quantised factor `j` of item `i`.
+    #[cfg(test)]
+    fn level(&self, i: usize, j: usize) -> i8 {
+        self.q[position(self.groups, i, j)]
+    }
+
+    /// Quantises `x` into `p` (unsigned, offset); `None` when `x` is not finite.
+    fn user(&self, x: &[f32], p: &mut Vec<u8>) -> Option<User> {
+        let x = &x[..self.f];
+        if !x.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let top = x.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
+        p.clear();
+        p.resize(self.groups * 4, USER_OFFSET as u8);
+        if top == 0.0 {
+            return Some(User { b: 0.0, bound: 0.0 });
+        }
+        let b = top / USER_LEVELS;
+        let (mut d_max, mut d2, mut x1, mut x2) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+        for (dst, &v) in p.iter_mut().zip(x) {
+            let level = (v / b).round().clamp(-USER_LEVELS, USER_LEVELS);
+            *dst = (level as i32 + USER_OFFSET) as u8;
+            let d = (f64::from(v) - f64::from(b) * f64::from(level)).abs();
+            d_max = d_max.max(d);
+            d2 += d * d;
+            x1 += f64::from(v).abs();
+            x2 += f64::from(v) * f64::from(v);
+        }
+        // |a q · d| ≤ min(‖a q‖₁ ‖d‖∞, ‖a q‖₂ ‖d‖₂); |r · x| ≤ min(‖r‖∞ ‖x‖₁, ‖r‖₂ ‖x‖₂).
+        let user_term = (self.max_l1 * d_max).min(self.max_l2 * d2.sqrt());
+        let item_term = (self.max_residual * x1).min(self.max_residual_l2 * x2.sqrt());
+        // f32 rounding, generously: in the approximate score (three roundings of a number at
+        // most Σ|y||x|) and in the exact f32 dot product it is compared with.
+        let f = self.f as f64;
+        let rounding = 4.0 * f * f64::from(f32::EPSILON) * self.max_abs * x1 + 1e-30;
+        let bound = (1.01 * (user_term + item_term) + rounding) as f32;
+        Some(User {
+            b,
+            bound: bound * (1.0 + 4.0 * f32::EPSILON),
+        })
+    }
+
     /// Approximate `out[i] ≈ y[i] · x` for every item; returns a bound on the error of each,
-    /// `|out[i] − y[i] · x| ≤ bound` (`y[i] · x` computed exactly; an `f32` dot product is
-    /// itself off by far less than the bound's rounding allowance).
+    /// `|out[i] − y[i] · x| ≤ bound` (`y[i] · x` exact, or as an `f32` dot product computes
+    /// it). Infinite when `x` is not finite (`out` then all zero).
     pub fn scores(&self, x: &[f32], out: &mut [f32]) -> f32 {
-        let top = x[..self.f].iter().fold(0.0_f32, |m, v| m.max(v.abs()));
         let n = self.n.min(out.len());
-        if top == 0.0 || !top.is_finite() {
+        let mut p = Vec::new();
+        let Some(user) = self.user(x, &mut p) else {
             out[..n].fill(0.0);
-            return if top == 0.0 { 0.0 } else { f32::INFINITY };
+            return f32::INFINITY;
+        };
+        let mut all = vec![0.0; self.scale.len()];
+        self.pass(&p, user.b, &mut all, &mut |_, _, _, t| t);
+        out[..n].copy_from_slice(&all[..n]);
+        user.bound
+    }
+
+    /// Into `out` (cleared; `(item, approximate score)`, in no order): every item not in
+    /// `blocked` (sorted ascending) that could be among the `k` best by exact score `y[i] · x`
+    /// — the items whose approximate score is within twice the error bound of the `k`-th
+    /// best approximate score. Scoring `out` exactly and taking its best `k` gives the exact
+    /// top k. `None` when `x` is not finite.
+    ///
+    /// Two passes: the approximate scores of every item, stored, with the `k`-th best of them
+    /// over the items not left out kept as they go (a running threshold, so few items are
+    /// looked at twice); then every item within the slack of it.
+    pub fn candidates(
+        &self,
+        x: &[f32],
+        k: usize,
+        blocked: &[u32],
+        scratch: &mut QuantScratch,
+        out: &mut Vec<(u32, f32)>,
+    ) -> Option<f32> {
+        out.clear();
+        let QuantScratch { user, scores, best } = scratch;
+        let quantised = self.user(x, user)?;
+        scores.resize(self.scale.len(), 0.0);
+        let k = k.max(1);
+        let n = self.n;
+        let allowed = |i: usize| i < n && blocked.binary_search(&(i as u32)).is_err();
+        best.clear();
+        self.pass(
+            user,
+            quantised.b,
+            scores,
+            &mut |start, eight, mut mask, mut threshold| {
+                while mask != 0 {
+                    let r = mask.trailing_zeros() as usize;
+                    mask &= mask - 1;
+                    let s = eight[r];
+                    if s >= threshold && allowed(start + r) {
+                        let at = best.partition_point(|&b| b >= s);
+                        best.insert(at, s);
+                        best.truncate(k);
+                        if best.len() == k {
+                            threshold = best[k - 1];
+                        }
+                    }
+                }
+                threshold
+            },
+        );
+        let scores = &scores[..self.n];
+        let threshold = match best.get(k - 1) {
+            // The rounding of the subtraction allowed for, downwards.
+            Some(&tau) => tau - 2.0 * quantised.bound - tau.abs() * 4.0 * f32::EPSILON,
+            None => f32::NEG_INFINITY,
+        };
+        scan(scores, threshold, &mut |i, s| {
+            if allowed(i) {
+                out.push((i as u32, s));
+            }
+            threshold
+        });
+        Some(quantised.bound)
+    }
+
+    /// The approximate score of every item (padded rows included) into `out`; the blocks of
+    /// eight with a score at or above a running threshold (initially +∞: none) go to
+    /// `sink(start, scores, mask, threshold)`, which returns the threshold from then on.
+    fn pass(
+        &self,
+        p: &[u8],
+        b: f32,
+        out: &mut [f32],
+        sink: &mut impl FnMut(usize, [f32; 8], u32, f32) -> f32,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.groups <= MAX_GROUPS
+            && let Some(simd) = pulp::x86::V3::try_new()
+        {
+            // The common widths with the group count a constant, so the loop over groups
+            // is unrolled; any other width through the same code with a run-time count.
+            macro_rules! widths {
+                ($($g:literal)*) => {
+                    match self.groups {
+                        $($g => simd.vectorize(
+                            #[inline(always)]
+                            || pass_v3(simd, self, $g, p, b, out, sink),
+                        ),)*
+                        groups => simd.vectorize(
+                            #[inline(always)]
+                            || pass_v3(simd, self, groups, p, b, out, sink),
+                        ),
+                    }
+                };
+            }
+            widths!(4 8 16 32);
+            return;
         }
-        let b = top / 32_767.0;
-        let mut p = vec![0_i16; self.stride];
-        for (dst, v) in p.iter_mut().zip(&x[..self.f]) {
-            *dst = (v / b).round().clamp(-32_767.0, 32_767.0) as i16;
+        self.pass_scalar(p, b, out, sink);
+    }
+
+    /// The same integers and scores as the AVX2 pass, one product at a time.
+    fn pass_scalar(
+        &self,
+        p: &[u8],
+        b: f32,
+        out: &mut [f32],
+        sink: &mut impl FnMut(usize, [f32; 8], u32, f32) -> f32,
+    ) {
+        let mut threshold = f32::NEG_INFINITY;
+        let block_len = self.groups * 32;
+        for (block, (bytes, scores)) in self
+            .q
+            .chunks_exact(block_len)
+            .zip(out.chunks_exact_mut(8))
+            .enumerate()
+        {
+            let mut sums = [0_i32; 8];
+            for (group, user) in bytes.chunks_exact(32).zip(p.chunks_exact(4)) {
+                for (sum, item) in sums.iter_mut().zip(group.chunks_exact(4)) {
+                    *sum += item
+                        .iter()
+                        .zip(user)
+                        .map(|(&a, &c)| i32::from(a) * i32::from(c))
+                        .sum::<i32>();
+                }
+            }
+            let mut mask = 0;
+            for (r, s) in scores.iter_mut().enumerate() {
+                let i = block * 8 + r;
+                *s = ((sums[r] - self.offset[i]) as f32 * self.scale[i]) * b;
+                if *s >= threshold {
+                    mask |= 1 << r;
+                }
+            }
+            if mask != 0 {
+                let eight = [0, 1, 2, 3, 4, 5, 6, 7].map(|r| scores[r]);
+                threshold = sink(block * 8, eight, mask, threshold);
+            }
         }
-        let sums = &mut out[..n];
-        dot_rows(&self.q[..n * self.stride], self.stride, &p, sums);
-        for (o, a) in sums.iter_mut().zip(&self.scale) {
-            *o *= a * b;
-        }
-        // y = q·a + e (|e| ≤ a/2 per factor), x = p·b + d (|d| ≤ b/2), so
-        // |y·x − a·b·(q·p)| ≤ a·(b/2)·‖q‖₁ + (a/2)·b·‖p‖₁ + f·a·b/4, with ‖q‖₁ ≤ 127·f; plus
-        // a generous allowance for f32 rounding in both the sums and the exact scores.
-        let a = self.max_scale;
-        let f = self.f as f32;
-        let p1: f32 = p.iter().map(|&v| f32::from(v).abs()).sum();
-        let x1: f32 = x[..self.f].iter().map(|v| v.abs()).sum();
-        let quantisation = a * b * (127.0 * f / 2.0 + p1 / 2.0 + f / 4.0);
-        let rounding = 4.0 * f * f32::EPSILON * (127.0 * a) * x1 + 1e-30;
-        1.01 * quantisation + rounding
     }
 }
 
-/// `out[i] = Σ_f q[i][f] · p[f]` (as `f32`; exact: the integer sums stay far below 2^24 ·
-/// 2^7), rows of `stride` (a multiple of 16).
-fn dot_rows(q: &[i8], stride: usize, p: &[i16], out: &mut [f32]) {
+/// Calls `hit(i, s)` for every score `s = scores[i]` at or above the threshold, in order;
+/// `hit` returns the threshold from then on. Eight scores compared at a time with AVX2.
+fn scan(scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32) -> f32) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
         simd.vectorize(
             #[inline(always)]
-            || dot_rows_v3(simd, q, stride, p, out),
+            || scan_v3(simd, scores, threshold, hit),
         );
         return;
     }
-    for (o, row) in out.iter_mut().zip(q.chunks_exact(stride)) {
-        let s: i32 = row
-            .iter()
-            .zip(p)
-            .map(|(&a, &b)| i32::from(a) * i32::from(b))
-            .sum();
-        *o = s as f32;
+    scan_scalar(scores, 0, threshold, hit);
+}
+
+fn scan_scalar(
+    scores: &[f32],
+    start: usize,
+    mut threshold: f32,
+    hit: &mut impl FnMut(usize, f32) -> f32,
+) -> f32 {
+    for (i, &s) in scores.iter().enumerate() {
+        if s >= threshold {
+            threshold = hit(start + i, s);
+        }
     }
+    threshold
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn dot_rows_v3(simd: pulp::x86::V3, q: &[i8], stride: usize, p: &[i16], out: &mut [f32]) {
-    use pulp::{i8x16, i16x16};
-    use std::arch::x86_64::__m256i;
-    let (p_chunks, _) = pulp::as_arrays::<16, i16>(p);
-    let p_vecs: Vec<__m256i> = p_chunks
-        .iter()
-        .map(|c| pulp::cast::<i16x16, __m256i>(pulp::cast(*c)))
-        .collect();
-    let avx2 = simd.avx2;
-    let row_sum = |row: &[i8]| -> __m256i {
-        let (chunks, _) = pulp::as_arrays::<16, i8>(row);
-        let mut acc: __m256i = pulp::cast([0_i32; 8]);
-        for (c, pv) in chunks.iter().zip(&p_vecs) {
-            let wide = simd.convert_i8x16_to_i16x16(pulp::cast::<[i8; 16], i8x16>(*c));
-            acc = avx2._mm256_add_epi32(acc, avx2._mm256_madd_epi16(pulp::cast(wide), *pv));
-        }
-        acc
-    };
-    // Eight rows at a time: their eight partial-sum vectors are folded into one vector of
-    // eight row sums (three rounds of pairwise adds and a swap of halves).
-    let mut rows = q.chunks_exact(stride * 8);
-    let mut outs = out.chunks_exact_mut(8);
-    for (block, o) in rows.by_ref().zip(outs.by_ref()) {
-        let a: [__m256i; 8] =
-            std::array::from_fn(|r| row_sum(&block[r * stride..(r + 1) * stride]));
-        let h01 = avx2._mm256_hadd_epi32(a[0], a[1]);
-        let h23 = avx2._mm256_hadd_epi32(a[2], a[3]);
-        let h45 = avx2._mm256_hadd_epi32(a[4], a[5]);
-        let h67 = avx2._mm256_hadd_epi32(a[6], a[7]);
-        let h0123 = avx2._mm256_hadd_epi32(h01, h23);
-        let h4567 = avx2._mm256_hadd_epi32(h45, h67);
-        let low = avx2._mm256_permute2x128_si256::<0x20>(h0123, h4567);
-        let high = avx2._mm256_permute2x128_si256::<0x31>(h0123, h4567);
-        let sums: [i32; 8] = pulp::cast(avx2._mm256_add_epi32(low, high));
-        for (dst, s) in o.iter_mut().zip(sums) {
-            *dst = s as f32;
+fn scan_v3(
+    simd: pulp::x86::V3,
+    scores: &[f32],
+    mut threshold: f32,
+    hit: &mut impl FnMut(usize, f32) -> f32,
+) {
+    use std::arch::x86_64::__m256;
+    let avx = simd.avx;
+    let (chunks, tail) = pulp::as_arrays::<8, f32>(scores);
+    for (c, chunk) in chunks.iter().enumerate() {
+        let v: __m256 = pulp::cast(*chunk);
+        // _CMP_GE_OQ: false for NaN.
+        let hits = avx._mm256_cmp_ps::<29>(v, avx._mm256_set1_ps(threshold));
+        let mut mask = avx._mm256_movemask_ps(hits) as u32;
+        while mask != 0 {
+            let r = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            if chunk[r] >= threshold {
+                threshold = hit(c * 8 + r, chunk[r]);
+            }
         }
     }
-    let done = out.len() / 8 * 8;
-    for (o, row) in out[done..]
-        .iter_mut()
-        .zip(q[done * stride..].chunks_exact(stride))
+    scan_scalar(tail, chunks.len() * 8, threshold, hit);
+}
+
+/// Where factor `j` of item `i` lives in the block layout.
+fn position(groups: usize, i: usize, j: usize) -> usize {
+    (i / 8) * groups * 32 + (j / 4) * 32 + (i % 8) * 4 + j % 4
+}
+
+/// The AVX2 pass: per block of eight items, per group of four factors, `vpmaddubsw` of the
+/// user's four factors (broadcast) with the group's 32 bytes and `vpmaddwd` against ones give
+/// each item's four products summed in its lane (two accumulators, to halve the chain of
+/// additions); then the eight sums are scaled and compared with the threshold in one go.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pass_v3(
+    simd: pulp::x86::V3,
+    qf: &QuantizedFactors,
+    groups: usize,
+    p: &[u8],
+    b: f32,
+    out: &mut [f32],
+    sink: &mut impl FnMut(usize, [f32; 8], u32, f32) -> f32,
+) {
+    use std::arch::x86_64::{__m256, __m256i};
+    let mut threshold = f32::NEG_INFINITY;
+    let (avx, avx2) = (simd.avx, simd.avx2);
+    let zero: __m256i = pulp::cast([0_i32; 8]);
+    let mut user = [zero; MAX_GROUPS];
+    for (u, four) in user.iter_mut().zip(p.chunks_exact(4)) {
+        *u = avx._mm256_set1_epi32(i32::from_le_bytes([four[0], four[1], four[2], four[3]]));
+    }
+    let user = &user[..groups];
+    let ones = avx._mm256_set1_epi16(1);
+    let bv = avx._mm256_set1_ps(b);
+    let (chunks, _) = pulp::as_arrays::<32, i8>(&qf.q);
+    let (scales, _) = pulp::as_arrays::<8, f32>(&qf.scale);
+    let (offsets, _) = pulp::as_arrays::<8, i32>(&qf.offset);
+    let (outs, _) = pulp::as_arrays_mut::<8, f32>(out);
+    const QUEUE: usize = 32;
+    let mut queue = [(0_usize, [0.0_f32; 8], 0_u32); QUEUE + 1];
+    let mut queued = 0;
+    for (block, (((group_chunks, scale), offset), o)) in chunks
+        .chunks_exact(groups)
+        .zip(scales)
+        .zip(offsets)
+        .zip(outs)
+        .enumerate()
     {
-        let lanes: [i32; 8] = pulp::cast(row_sum(row));
-        *o = lanes.iter().sum::<i32>() as f32;
+        let (mut even, mut odd) = (zero, zero);
+        let mut pairs = group_chunks.chunks_exact(2).zip(user.chunks_exact(2));
+        for (g, u) in pairs.by_ref() {
+            let e = avx2._mm256_maddubs_epi16(u[0], pulp::cast(g[0]));
+            let o = avx2._mm256_maddubs_epi16(u[1], pulp::cast(g[1]));
+            even = avx2._mm256_add_epi32(even, avx2._mm256_madd_epi16(e, ones));
+            odd = avx2._mm256_add_epi32(odd, avx2._mm256_madd_epi16(o, ones));
+        }
+        if groups % 2 == 1 {
+            let e =
+                avx2._mm256_maddubs_epi16(user[groups - 1], pulp::cast(group_chunks[groups - 1]));
+            even = avx2._mm256_add_epi32(even, avx2._mm256_madd_epi16(e, ones));
+        }
+        let sums = avx2._mm256_sub_epi32(avx2._mm256_add_epi32(even, odd), pulp::cast(*offset));
+        let scores: __m256 = avx._mm256_mul_ps(
+            avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(sums), pulp::cast(*scale)),
+            bv,
+        );
+        *o = pulp::cast(scores);
+        // _CMP_GE_OQ: false for NaN.
+        let hits = avx._mm256_cmp_ps::<29>(scores, avx._mm256_set1_ps(threshold));
+        let mask = avx._mm256_movemask_ps(hits) as u32;
+        // Blocks with hits are queued without a branch (the slot is written every time and
+        // kept only when there is a hit) and handed over when the queue is full: a branch
+        // per hit would be mispredicted and throw away the blocks in flight behind it.
+        queue[queued] = (block * 8, pulp::cast(scores), mask);
+        queued += usize::from(mask != 0);
+        if queued == QUEUE {
+            for &(start, scores, mask) in &queue[..QUEUE] {
+                threshold = sink(start, scores, mask, threshold);
+            }
+            queued = 0;
+        }
+    }
+    for &(start, scores, mask) in &queue[..queued] {
+        threshold = sink(start, scores, mask, threshold);
     }
 }
 
@@ -161,55 +467,149 @@ fn dot_rows_v3(simd: pulp::x86::V3, q: &[i8], stride: usize, p: &[i16], out: &mu
 mod tests {
     use super::*;
 
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+            })
+            .collect()
+    }
+
+    fn exact(y: &[f32], x: &[f32], i: usize) -> f64 {
+        let f = x.len();
+        y[i * f..(i + 1) * f]
+            .iter()
+            .zip(x)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum()
+    }
+
     #[test]
-    fn quantised_scores_are_close_and_integer_sums_exact() {
-        let (n, f) = (300, 40);
-        let mut state = 12345_u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
-        let y: Vec<f32> = (0..n * f).map(|_| next()).collect();
-        let x: Vec<f32> = (0..f).map(|_| next()).collect();
-        let qf = QuantizedFactors::new(&y, n, f);
-        let mut approx = vec![0.0; n];
-        let bound = qf.scores(&x, &mut approx);
-        let mut worst = 0.0_f64;
-        for i in 0..n {
-            let exact: f64 = y[i * f..(i + 1) * f]
-                .iter()
-                .zip(&x)
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum();
-            let err = (f64::from(approx[i]) - exact).abs();
-            worst = worst.max(err);
+    fn quantised_scores_are_within_a_tight_bound() {
+        for (n, f) in [(300, 40), (61, 64), (100, 7), (40, 130)] {
+            let y = random(n * f, 12345 + f as u64);
+            let x = random(f, 99);
+            let qf = QuantizedFactors::new(&y, n, f);
+            let mut approx = vec![0.0; n];
+            let bound = qf.scores(&x, &mut approx);
+            let mut worst = 0.0_f64;
+            for (i, &a) in approx.iter().enumerate() {
+                let err = (f64::from(a) - exact(&y, &x, i)).abs();
+                worst = worst.max(err);
+                assert!(
+                    err <= f64::from(bound),
+                    "{n}x{f} item {i}: error {err}, bound {bound}"
+                );
+            }
+            // Every factor sits where the block layout says.
+            for i in [0, n / 2, n - 1] {
+                for j in 0..f {
+                    let want = (y[i * f + j] / qf.scale[i]).round() as i8;
+                    assert_eq!(qf.level(i, j), want, "{n}x{f} item {i} factor {j}");
+                }
+            }
+            // The bound is a bound, not a wild overestimate.
             assert!(
-                err <= f64::from(bound),
-                "item {i}: {} vs {exact} (bound {bound})",
-                approx[i]
+                f64::from(bound) < 20.0 * worst,
+                "{n}x{f}: bound {bound}, worst {worst}"
             );
+            // A zero user vector scores zero, exactly; a non-finite one has no bound.
+            assert_eq!(qf.scores(&vec![0.0; f], &mut approx), 0.0);
+            assert!(approx.iter().all(|&s| s == 0.0));
+            let mut bad = x.clone();
+            bad[0] = f32::NAN;
+            assert!(qf.scores(&bad, &mut approx).is_infinite());
         }
-        // The bound is a bound, not a wild overestimate.
-        assert!(
-            f64::from(bound) < 50.0 * worst.max(1e-6),
-            "bound {bound}, worst {worst}"
-        );
-        // The SIMD path and the plain loop give the same integers.
-        let p: Vec<i16> = (0..qf.stride).map(|k| (k as i16 - 20) * 700).collect();
-        let mut fast = vec![0.0; n];
-        dot_rows(&qf.q, qf.stride, &p, &mut fast);
-        for (i, row) in qf.q.chunks_exact(qf.stride).enumerate() {
-            let s: i32 = row
+    }
+
+    #[test]
+    fn the_simd_pass_and_the_plain_loop_agree_bit_for_bit() {
+        for (n, f) in [(203, 64), (64, 32), (17, 100), (9, 30)] {
+            let y = random(n * f, 7 + n as u64);
+            let x = random(f, 3);
+            let qf = QuantizedFactors::new(&y, n, f);
+            let mut p = Vec::new();
+            let user = qf.user(&x, &mut p).unwrap();
+            let mut fast = vec![f32::NAN; qf.scale.len()];
+            let mut plain = vec![f32::NAN; qf.scale.len()];
+            qf.pass(&p, user.b, &mut fast, &mut |_, _, _, t| t);
+            qf.pass_scalar(&p, user.b, &mut plain, &mut |_, _, _, t| t);
+            assert!(fast.iter().all(|s| s.is_finite()));
+            assert_eq!(
+                fast.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                plain.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+            );
+            // The vector scan sees what the plain one sees, with a threshold that moves.
+            let run = |vector: bool| {
+                let mut seen = Vec::new();
+                let mut hit = |i: usize, s: f32| {
+                    seen.push(i);
+                    s
+                };
+                if vector {
+                    scan(&fast, f32::NEG_INFINITY, &mut hit);
+                } else {
+                    scan_scalar(&fast, 0, f32::NEG_INFINITY, &mut hit);
+                }
+                seen
+            };
+            assert_eq!(run(true), run(false));
+        }
+    }
+
+    /// Scoring the candidates exactly gives the exact top k, whatever is left out, including
+    /// when scores are close together (a user vector nearly orthogonal to most items).
+    #[test]
+    fn candidates_contain_the_exact_top_k() {
+        let (n, f) = (3_000, 48);
+        let mut y = random(n * f, 5);
+        // Near-duplicates of one item, so many scores tie within the error bound.
+        for i in (0..n).step_by(7) {
+            for c in 0..f {
+                y[i * f + c] = y[c] + 1e-4 * y[i * f + c];
+            }
+        }
+        let qf = QuantizedFactors::new(&y, n, f);
+        let (mut scratch, mut out) = (QuantScratch::default(), Vec::new());
+        for round in 0..30_u64 {
+            let x = random(f, 1_000 + round);
+            let blocked: Vec<u32> = (0..n as u32)
+                .filter(|i| i % (3 + round as u32) == 1)
+                .collect();
+            let k = 1 + (round as usize * 7) % 40;
+            qf.candidates(&x, k, &blocked, &mut scratch, &mut out)
+                .unwrap();
+            let mut got: Vec<(u32, f64)> = out
                 .iter()
-                .zip(&p)
-                .map(|(&a, &b)| i32::from(a) * i32::from(b))
-                .sum();
-            assert_eq!(fast[i], s as f32);
+                .map(|&(i, _)| (i, exact(&y, &x, i as usize)))
+                .collect();
+            got.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            got.truncate(k);
+            let mut want: Vec<(u32, f64)> = (0..n as u32)
+                .filter(|i| blocked.binary_search(i).is_err())
+                .map(|i| (i, exact(&y, &x, i as usize)))
+                .collect();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            want.truncate(k);
+            assert_eq!(got, want, "round {round}");
+            assert!(out.len() < n / 4, "round {round}: {} candidates", out.len());
         }
-        // A zero user vector scores zero, exactly.
-        assert_eq!(qf.scores(&vec![0.0; f], &mut approx), 0.0);
-        assert!(approx.iter().all(|&s| s == 0.0));
+        // More wanted than allowed: every allowed item.
+        let blocked: Vec<u32> = (10..n as u32).collect();
+        qf.candidates(&random(f, 1), 50, &blocked, &mut scratch, &mut out)
+            .unwrap();
+        let mut ids: Vec<u32> = out.iter().map(|c| c.0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (0..10).collect::<Vec<u32>>());
+        let mut bad = random(f, 1);
+        bad[3] = f32::INFINITY;
+        assert!(
+            qf.candidates(&bad, 5, &[], &mut scratch, &mut out)
+                .is_none()
+        );
     }
 }
