@@ -1,7 +1,8 @@
 //! In-process latency of one recommendation request: top 10 for one known user over 10,000
 //! items × 64 factors (ALS), through the engine with its default filters (seen, hidden and
-//! out-of-stock items left out), its parts (the scores alone, the top 10 alone), and a
-//! fold-in request (ALS with new events). Also the EASE scores of a 40-item history over
+//! out-of-stock items left out), its parts (the f32 scores alone, the int8 first pass alone
+//! and with its candidate selection, the top 10 of a score vector), and a fold-in request
+//! (ALS with new events). Also the EASE scores of a 40-item history over
 //! 1,000 items, from the sparse neighbour lists and from the dense rows serving uses.
 //!
 //! ```sh

@@ -34,13 +34,16 @@ const MAX_GROUPS: usize = 64;
 
 /// Quantised item factors (`n` items × `f` factors; factors padded with zeros to a multiple
 /// of 4, items to a multiple of 8), in the block layout above.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct QuantizedFactors {
     n: usize,
     f: usize,
     /// Groups of four factors.
     groups: usize,
+    /// The levels, starting at the first 64-byte boundary of the buffer (so no 32-byte
+    /// load straddles two cache lines); see [`QuantizedFactors::levels`].
     q: Vec<i8>,
+    len: usize,
     /// Per item (padded rows: 0), `a[i]`.
     scale: Vec<f32>,
     /// Per item, `USER_OFFSET · Σ_f q[i][f]`.
@@ -73,7 +76,10 @@ impl QuantizedFactors {
     pub fn new(factors: &[f32], n: usize, f: usize) -> Self {
         let groups = f.div_ceil(4).max(1);
         let rows = n.div_ceil(8) * 8;
-        let mut q = vec![0_i8; rows * groups * 4];
+        let len = rows * groups * 4;
+        let mut q = vec![0_i8; len + LINE];
+        let start = aligned_start(&q);
+        let levels = &mut q[start..start + len];
         let mut scale = vec![0.0_f32; rows];
         let mut offset = vec![0_i32; rows];
         let (mut max_l1, mut max_l2, mut max_residual, mut max_residual_l2, mut max_abs) =
@@ -90,8 +96,8 @@ impl QuantizedFactors {
             scale[i] = a;
             let (mut l1, mut l2, mut res, mut res2, mut sum) = (0.0, 0.0, 0.0_f64, 0.0, 0_i32);
             for (j, &v) in row.iter().enumerate() {
-                let level = (v / a).round().clamp(-ITEM_LEVELS, ITEM_LEVELS);
-                q[position(groups, i, j)] = level as i8;
+                let level = (v / a).round_ties_even().clamp(-ITEM_LEVELS, ITEM_LEVELS);
+                levels[position(groups, i, j)] = level as i8;
                 sum += level as i32;
                 let approx = f64::from(a) * f64::from(level);
                 let residual = (f64::from(v) - approx).abs();
@@ -112,6 +118,7 @@ impl QuantizedFactors {
             f,
             groups,
             q,
+            len,
             scale,
             offset,
             max_l1,
@@ -122,6 +129,12 @@ impl QuantizedFactors {
         }
     }
 
+    /// The levels in the block layout.
+    fn levels(&self) -> &[i8] {
+        let start = aligned_start(&self.q);
+        &self.q[start..start + self.len]
+    }
+
     pub fn n_items(&self) -> usize {
         self.n
     }
@@ -129,7 +142,7 @@ impl QuantizedFactors {
     /// The quantised factor `j` of item `i`.
     #[cfg(test)]
     fn level(&self, i: usize, j: usize) -> i8 {
-        self.q[position(self.groups, i, j)]
+        self.levels()[position(self.groups, i, j)]
     }
 
     /// Quantises `x` into `p` (unsigned, offset); `None` when `x` is not finite.
@@ -147,7 +160,7 @@ impl QuantizedFactors {
         let b = top / USER_LEVELS;
         let (mut d_max, mut d2, mut x1, mut x2) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
         for (dst, &v) in p.iter_mut().zip(x) {
-            let level = (v / b).round().clamp(-USER_LEVELS, USER_LEVELS);
+            let level = (v / b).round_ties_even().clamp(-USER_LEVELS, USER_LEVELS);
             *dst = (level as i32 + USER_OFFSET) as u8;
             let d = (f64::from(v) - f64::from(b) * f64::from(level)).abs();
             d_max = d_max.max(d);
@@ -247,7 +260,7 @@ impl QuantizedFactors {
     }
 
     /// The approximate score of every item (padded rows included) into `out`; the blocks of
-    /// eight with a score at or above a running threshold (initially +∞: none) go to
+    /// eight with a score at or above a running threshold (initially −∞: every block) go to
     /// `sink(start, scores, mask, threshold)`, which returns the threshold from then on.
     fn pass(
         &self,
@@ -293,7 +306,7 @@ impl QuantizedFactors {
         let mut threshold = f32::NEG_INFINITY;
         let block_len = self.groups * 32;
         for (block, (bytes, scores)) in self
-            .q
+            .levels()
             .chunks_exact(block_len)
             .zip(out.chunks_exact_mut(8))
             .enumerate()
@@ -379,6 +392,29 @@ fn scan_v3(
     scan_scalar(tail, chunks.len() * 8, threshold, hit);
 }
 
+/// A cache line.
+const LINE: usize = 64;
+
+/// Where the levels start in a buffer of `len + LINE` bytes: its first cache-line boundary.
+fn aligned_start(q: &[i8]) -> usize {
+    q.as_ptr().align_offset(LINE).min(LINE - 1)
+}
+
+impl Clone for QuantizedFactors {
+    /// A copy whose levels sit on its own buffer's first cache-line boundary.
+    fn clone(&self) -> Self {
+        let mut q = vec![0_i8; self.len + LINE];
+        let start = aligned_start(&q);
+        q[start..start + self.len].copy_from_slice(self.levels());
+        Self {
+            q,
+            scale: self.scale.clone(),
+            offset: self.offset.clone(),
+            ..*self
+        }
+    }
+}
+
 /// Where factor `j` of item `i` lives in the block layout.
 fn position(groups: usize, i: usize, j: usize) -> usize {
     (i / 8) * groups * 32 + (j / 4) * 32 + (i % 8) * 4 + j % 4
@@ -410,7 +446,7 @@ fn pass_v3(
     let user = &user[..groups];
     let ones = avx._mm256_set1_epi16(1);
     let bv = avx._mm256_set1_ps(b);
-    let (chunks, _) = pulp::as_arrays::<32, i8>(&qf.q);
+    let (chunks, _) = pulp::as_arrays::<32, i8>(qf.levels());
     let (scales, _) = pulp::as_arrays::<8, f32>(&qf.scale);
     let (offsets, _) = pulp::as_arrays::<8, i32>(&qf.offset);
     let (outs, _) = pulp::as_arrays_mut::<8, f32>(out);
@@ -508,7 +544,7 @@ mod tests {
             // Every factor sits where the block layout says.
             for i in [0, n / 2, n - 1] {
                 for j in 0..f {
-                    let want = (y[i * f + j] / qf.scale[i]).round() as i8;
+                    let want = (y[i * f + j] / qf.scale[i]).round_ties_even() as i8;
                     assert_eq!(qf.level(i, j), want, "{n}x{f} item {i} factor {j}");
                 }
             }
@@ -539,6 +575,11 @@ mod tests {
             qf.pass(&p, user.b, &mut fast, &mut |_, _, _, t| t);
             qf.pass_scalar(&p, user.b, &mut plain, &mut |_, _, _, t| t);
             assert!(fast.iter().all(|s| s.is_finite()));
+            // A copy sits elsewhere in memory and scores the same.
+            let mut copied = vec![f32::NAN; qf.scale.len()];
+            qf.clone()
+                .pass(&p, user.b, &mut copied, &mut |_, _, _, t| t);
+            assert_eq!(copied, fast);
             assert_eq!(
                 fast.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
                 plain.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
