@@ -49,7 +49,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId};
-use marquee_engine::{Engine, Filters};
+use marquee_engine::{Answer, Engine, Filters};
 use marquee_store::{ApiKeyRole, Store};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -71,9 +71,22 @@ const RECENT_EVENTS: u32 = 50;
 /// working within this time).
 pub const KEY_CACHE_SECONDS: u64 = 30;
 
-/// What the handlers share.
+/// What the handlers share: one reference-counted [`Shared`], so the per-request copies axum
+/// makes of the state cost one counter update, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub engine: Arc<Engine>,
     pub store: Store,
     /// Keys verified recently: key → (role, when verified).
@@ -160,7 +173,7 @@ struct ReadMark {
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, store: Store) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             engine,
             store,
             keys: Arc::default(),
@@ -173,7 +186,12 @@ impl AppState {
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             pages: true,
             writer: Arc::default(),
-        }
+        }))
+    }
+
+    /// The parts, to change while building (copied first if already shared).
+    fn parts(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Answers at most `n` requests at once on each listener; beyond that a request is shed at once with
@@ -182,12 +200,12 @@ impl AppState {
     /// Whether the routers serve the web pages (default: yes): the storefront demo at the
     /// storefront listener's `/`, the admin dashboard at the admin listener's `/`.
     pub fn with_pages(mut self, on: bool) -> Self {
-        self.pages = on;
+        self.parts().pages = on;
         self
     }
 
     pub fn with_max_in_flight(mut self, n: usize) -> Self {
-        self.in_flight = Arc::new(tokio::sync::Semaphore::new(
+        self.parts().in_flight = Arc::new(tokio::sync::Semaphore::new(
             n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
         self
@@ -228,7 +246,7 @@ impl AppState {
     /// Limits every key to `per_second` requests per second (0: no limit); requests over it
     /// get `429 rate_limited` with `Retry-After`.
     pub fn with_rate_limit(mut self, per_second: u32) -> Self {
-        self.limiter = Arc::new(RateLimiter {
+        self.parts().limiter = Arc::new(RateLimiter {
             limit: per_second,
             windows: Default::default(),
         });
@@ -237,7 +255,7 @@ impl AppState {
 
     /// Where the `train` and `segments` tools are and which store they read.
     pub fn with_tools(mut self, tools: jobs::Tools) -> Self {
-        self.tools = tools;
+        self.parts().tools = tools;
         self
     }
 
@@ -615,9 +633,8 @@ pub fn storefront_router(state: AppState) -> Router {
 /// artifact is refused and the active one stays), and the latest customer segments.
 pub fn admin_router(mut state: AppState) -> Router {
     // Its own request budget, so an overloaded storefront never locks operators out.
-    state.in_flight = Arc::new(tokio::sync::Semaphore::new(
-        state.in_flight.available_permits().max(1),
-    ));
+    let permits = state.in_flight.available_permits().max(1);
+    state.parts().in_flight = Arc::new(tokio::sync::Semaphore::new(permits));
     let router = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
@@ -1052,6 +1069,21 @@ struct RecommendationQuery {
     include_out_of_stock: bool,
 }
 
+/// An engine answer as JSON, written into a buffer sized for it up front (axum's `Json`
+/// starts at 128 bytes and grows, copying, three times for a ten-item answer).
+fn answer_response(answer: &Answer) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(96 + 112 * answer.items.len());
+    serde_json::to_writer(&mut body, answer).map_err(ApiError::internal)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
 async fn recent_events(state: &AppState, user: Option<&str>) -> Result<Vec<Event>, ApiError> {
     let Some(user) = user else {
         return Ok(Vec::new());
@@ -1136,7 +1168,7 @@ async fn recommendations(
     let answer = state
         .engine
         .recommend(q.user_id.as_deref(), &recent, q.k, &filters)?;
-    Ok(Json(answer).into_response())
+    answer_response(&answer)
 }
 
 #[derive(Debug, Deserialize)]
@@ -1178,7 +1210,7 @@ async fn similar(
     authorize(&state, &headers, ApiKeyRole::Storefront).await?;
     let Query(q) = query?;
     let answer = state.engine.similar(&id, q.k, &Filters::default())?;
-    Ok(Json(answer).into_response())
+    answer_response(&answer)
 }
 
 #[derive(Debug, Deserialize)]
@@ -1197,7 +1229,7 @@ async fn session(
     authorize(&state, &headers, ApiKeyRole::Storefront).await?;
     let Json(b) = body?;
     let answer = state.engine.session(&b.items, b.k, &Filters::default())?;
-    Ok(Json(answer).into_response())
+    answer_response(&answer)
 }
 
 /// One event as a storefront sends it.
