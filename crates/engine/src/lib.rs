@@ -182,8 +182,9 @@ fn fold_space(model: &Model) -> Option<fold::FoldSpace<'_>> {
     }
 }
 
-/// ALS models of at least this many items score in two passes (int8 for every item, f32 for
-/// the candidates within the int8 error bound of the best); smaller ones in one f32 pass.
+/// Factor models (ALS, BPR, two-tower) of at least this many items score in two passes (int8
+/// for every item, f32 for the candidates within the int8 error bound of the best); smaller
+/// ones in one f32 pass.
 const QUANT_MIN_ITEMS: usize = 4_096;
 
 /// Item-item models of at most this many items are scored over dense rows when dense enough
