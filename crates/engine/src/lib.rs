@@ -1046,8 +1046,7 @@ fn rank_two_pass(
     blocked_items(state, ask.seen, ask.filters, blocked);
     q.candidates(x, ask.k, blocked, scratch, pairs)?;
     for (i, s) in pairs.iter_mut() {
-        let row = &factors[*i as usize * f..(*i as usize + 1) * f];
-        *s = row.iter().zip(x).map(|(a, b)| a * b).sum();
+        *s = marquee_models::dot(&factors[*i as usize * f..(*i as usize + 1) * f], x);
     }
     // Non-finite exact scores never answer (as in the one-pass top k).
     pairs.retain(|(_, s)| s.is_finite());

@@ -55,7 +55,7 @@ pub struct Als {
 /// keeps them in SIMD registers (a single running sum is a serial dependency it may not
 /// reorder).
 #[inline(always)]
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [[0f32; 4]; 4];

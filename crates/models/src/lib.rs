@@ -39,7 +39,7 @@ pub mod split;
 mod topk;
 mod towers;
 
-pub use als::{Als, AlsParams, factor_scores};
+pub use als::{Als, AlsParams, dot, factor_scores};
 pub use artifact::{Artifact, ArtifactError, Manifest, Model};
 pub use ease::{Ease, EaseParams, MAX_EASE_ITEMS};
 pub use item_item::ItemItem;

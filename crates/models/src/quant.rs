@@ -254,7 +254,6 @@ impl QuantizedFactors {
             if allowed(i) {
                 out.push((i as u32, s));
             }
-            threshold
         });
         Some(quantised.bound)
     }
@@ -337,9 +336,10 @@ impl QuantizedFactors {
     }
 }
 
-/// Calls `hit(i, s)` for every score `s = scores[i]` at or above the threshold, in order;
-/// `hit` returns the threshold from then on. Eight scores compared at a time with AVX2.
-fn scan(scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32) -> f32) {
+/// Calls `hit(i, s)` for every score `s = scores[i]` at or above `threshold`, in order.
+/// With AVX2, 32 scores are compared per step and a step without a hit (most of them: hits
+/// are the few items within the error bound) costs one branch.
+fn scan(scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32)) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
         simd.vectorize(
@@ -351,45 +351,37 @@ fn scan(scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32) -> f32)
     scan_scalar(scores, 0, threshold, hit);
 }
 
-fn scan_scalar(
-    scores: &[f32],
-    start: usize,
-    mut threshold: f32,
-    hit: &mut impl FnMut(usize, f32) -> f32,
-) -> f32 {
+fn scan_scalar(scores: &[f32], start: usize, threshold: f32, hit: &mut impl FnMut(usize, f32)) {
     for (i, &s) in scores.iter().enumerate() {
         if s >= threshold {
-            threshold = hit(start + i, s);
+            hit(start + i, s);
         }
     }
-    threshold
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn scan_v3(
-    simd: pulp::x86::V3,
-    scores: &[f32],
-    mut threshold: f32,
-    hit: &mut impl FnMut(usize, f32) -> f32,
-) {
+fn scan_v3(simd: pulp::x86::V3, scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32)) {
     use std::arch::x86_64::__m256;
     let avx = simd.avx;
-    let (chunks, tail) = pulp::as_arrays::<8, f32>(scores);
+    let t = avx._mm256_set1_ps(threshold);
+    // _CMP_GE_OQ: false for NaN.
+    let mask = |v: &[f32; 8]| {
+        let v: __m256 = pulp::cast(*v);
+        avx._mm256_movemask_ps(avx._mm256_cmp_ps::<29>(v, t)) as u32
+    };
+    let (chunks, tail) = pulp::as_arrays::<32, f32>(scores);
     for (c, chunk) in chunks.iter().enumerate() {
-        let v: __m256 = pulp::cast(*chunk);
-        // _CMP_GE_OQ: false for NaN.
-        let hits = avx._mm256_cmp_ps::<29>(v, avx._mm256_set1_ps(threshold));
-        let mut mask = avx._mm256_movemask_ps(hits) as u32;
-        while mask != 0 {
-            let r = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            if chunk[r] >= threshold {
-                threshold = hit(c * 8 + r, chunk[r]);
-            }
+        let (four, _) = pulp::as_arrays::<8, f32>(chunk);
+        let mut hits =
+            mask(&four[0]) | mask(&four[1]) << 8 | mask(&four[2]) << 16 | mask(&four[3]) << 24;
+        while hits != 0 {
+            let r = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            hit(c * 32 + r, chunk[r]);
         }
     }
-    scan_scalar(tail, chunks.len() * 8, threshold, hit);
+    scan_scalar(tail, chunks.len() * 32, threshold, hit);
 }
 
 /// A cache line.
@@ -584,21 +576,27 @@ mod tests {
                 fast.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
                 plain.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
             );
-            // The vector scan sees what the plain one sees, with a threshold that moves.
-            let run = |vector: bool| {
-                let mut seen = Vec::new();
-                let mut hit = |i: usize, s: f32| {
-                    seen.push(i);
-                    s
+            // The vector scan sees what the plain one sees, for thresholds that keep every
+            // score, about half of them, a few, and none.
+            let mut sorted = fast.clone();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let some = [sorted[sorted.len() / 2], sorted[3]];
+            for threshold in [f32::NEG_INFINITY, some[0], some[1], f32::INFINITY] {
+                let run = |vector: bool| {
+                    let mut seen = Vec::new();
+                    let mut hit = |i: usize, s: f32| seen.push((i, s.to_bits()));
+                    if vector {
+                        scan(&fast, threshold, &mut hit);
+                    } else {
+                        scan_scalar(&fast, 0, threshold, &mut hit);
+                    }
+                    seen
                 };
-                if vector {
-                    scan(&fast, f32::NEG_INFINITY, &mut hit);
-                } else {
-                    scan_scalar(&fast, 0, f32::NEG_INFINITY, &mut hit);
-                }
-                seen
-            };
-            assert_eq!(run(true), run(false));
+                let plain = run(false);
+                assert_eq!(run(true), plain);
+                let expected = fast.iter().filter(|&&s| s >= threshold).count();
+                assert_eq!(plain.len(), expected);
+            }
         }
     }
 
