@@ -863,7 +863,10 @@ fn combine_history<'e>(
         };
         pairs.push((i, m.weights.weight(e.kind, e.value)));
     }
-    pairs.sort_unstable_by_key(|&(i, _)| i);
+    // A training row is sorted already; only new events need the sort.
+    if !pairs.is_sorted_by_key(|&(i, _)| i) {
+        pairs.sort_unstable_by_key(|&(i, _)| i);
+    }
     items.clear();
     values.clear();
     for &(i, w) in pairs.iter() {
@@ -932,7 +935,9 @@ fn blocked_items(state: &State, seen: &[u32], filters: &Filters, blocked: &mut V
             }
         }
     }
-    blocked.sort_unstable();
+    if !blocked.is_sorted() {
+        blocked.sort_unstable();
+    }
     blocked.dedup();
 }
 
@@ -1045,6 +1050,18 @@ fn rank_two_pass(
     let (factors, f) = state.model.artifact.model.item_factors()?;
     blocked_items(state, ask.seen, ask.filters, blocked);
     q.candidates(x, ask.k, blocked, scratch, pairs)?;
+    // The candidates' rows are scattered over the f32 factors (mostly not in cache): one
+    // read of each of their cache lines first, independent of one another so the misses
+    // overlap, then the products from cache.
+    let lines: f32 = pairs
+        .iter()
+        .flat_map(|&(i, _)| {
+            factors[i as usize * f..(i as usize + 1) * f]
+                .iter()
+                .step_by(16)
+        })
+        .sum();
+    std::hint::black_box(lines);
     for (i, s) in pairs.iter_mut() {
         *s = marquee_models::dot(&factors[*i as usize * f..(*i as usize + 1) * f], x);
     }
