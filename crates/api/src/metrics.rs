@@ -38,7 +38,11 @@ impl Metrics {
             _ => "5xx",
         };
         if let Ok(mut routes) = self.routes.lock() {
-            let r = routes.entry(route.to_owned()).or_default();
+            // Looked up by `&str` first: `entry` would allocate the key on every request.
+            let r = match routes.get_mut(route) {
+                Some(r) => r,
+                None => routes.entry(route.to_owned()).or_default(),
+            };
             *r.by_status.entry(class).or_default() += 1;
             for (b, &bound) in r.buckets.iter_mut().zip(&BUCKETS) {
                 if seconds <= bound {

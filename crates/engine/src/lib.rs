@@ -585,7 +585,8 @@ impl Engine {
             } = s;
             combine_history(m, row, recent.iter().filter(is_fresh), pairs, items, values);
             if items.is_empty() {
-                let out = rank(&state, &m.trending, &[], k, filters, None, blocked)?;
+                scores.clone_from(&m.trending);
+                let out = rank(&state, scores, &[], k, filters, None, blocked)?;
                 return Ok(answer(m, Basis::ColdStart, out));
             }
             let now = Row { items, values };
@@ -650,7 +651,8 @@ impl Engine {
                 ..
             } = s;
             if known.is_empty() {
-                let items = rank(&state, &m.trending, &[], k, filters, None, blocked)?;
+                scores.clone_from(&m.trending);
+                let items = rank(&state, scores, &[], k, filters, None, blocked)?;
                 return Ok(answer(m, Basis::ColdStart, items));
             }
             values.clear();
@@ -738,7 +740,16 @@ impl Engine {
             rows.push(row);
         }
         let trending = SCRATCH.with_borrow_mut(|s| {
-            rank(&state, &m.trending, &[], k, &filters, None, &mut s.blocked)
+            s.scores.clone_from(&m.trending);
+            rank(
+                &state,
+                &mut s.scores,
+                &[],
+                k,
+                &filters,
+                None,
+                &mut s.blocked,
+            )
         })?;
         rows.push(HomeRow {
             id: "trending",
@@ -895,7 +906,7 @@ fn combine_history<'e>(
 /// explains them from `history`.
 fn rank(
     state: &State,
-    scores: &[f32],
+    scores: &mut [f32],
     seen: &[u32],
     k: usize,
     filters: &Filters,
@@ -903,11 +914,18 @@ fn rank(
     blocked: &mut Vec<u32>,
 ) -> Result<Vec<Recommendation>> {
     blocked_items(state, seen, filters, blocked);
-    let top = top_k(scores, k, blocked);
+    // Left out by score (−∞ never ranks), so the top k runs over one unbroken slice and the
+    // list needs no sorting.
+    for &b in blocked.iter() {
+        if let Some(s) = scores.get_mut(b as usize) {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+    let top = top_k(scores, k, &[]);
     Ok(recommendations(&state.model, &top, history))
 }
 
-/// Into `blocked` (sorted, no repeats): the items an answer must leave out — `seen`, hidden
+/// Into `blocked` (in no order, maybe repeated): the items an answer must leave out — `seen`, hidden
 /// items, out-of-stock items unless allowed, the explicit exclusions, and items the category
 /// and price filters rule out.
 fn blocked_items(state: &State, seen: &[u32], filters: &Filters, blocked: &mut Vec<u32>) {
@@ -935,10 +953,6 @@ fn blocked_items(state: &State, seen: &[u32], filters: &Filters, blocked: &mut V
             }
         }
     }
-    if !blocked.is_sorted() {
-        blocked.sort_unstable();
-    }
-    blocked.dedup();
 }
 
 /// The answer for `top` (model indices and scores, best first), explained from `history`.
@@ -1049,6 +1063,8 @@ fn rank_two_pass(
     let q = state.model.quant.as_ref()?;
     let (factors, f) = state.model.artifact.model.item_factors()?;
     blocked_items(state, ask.seen, ask.filters, blocked);
+    blocked.sort_unstable();
+    blocked.dedup();
     q.candidates(x, ask.k, blocked, scratch, pairs)?;
     // The candidates' rows are scattered over the f32 factors (mostly not in cache): one
     // read of each of their cache lines first, independent of one another so the misses
