@@ -1066,18 +1066,6 @@ fn rank_two_pass(
     blocked.sort_unstable();
     blocked.dedup();
     q.candidates(x, ask.k, blocked, scratch, pairs)?;
-    // The candidates' rows are scattered over the f32 factors (mostly not in cache): one
-    // read of each of their cache lines first, independent of one another so the misses
-    // overlap, then the products from cache.
-    let lines: f32 = pairs
-        .iter()
-        .flat_map(|&(i, _)| {
-            factors[i as usize * f..(i as usize + 1) * f]
-                .iter()
-                .step_by(16)
-        })
-        .sum();
-    std::hint::black_box(lines);
     for (i, s) in pairs.iter_mut() {
         *s = marquee_models::dot(&factors[*i as usize * f..(*i as usize + 1) * f], x);
     }

@@ -277,8 +277,9 @@ impl QuantizedFactors {
         if self.groups <= MAX_GROUPS
             && let Some(simd) = pulp::x86::V3::try_new()
         {
-            // The common widths with the group count a constant, so the loop over groups
-            // is unrolled; any other width through the same code with a run-time count.
+            // The common widths with the group count a constant (the indexing into a block
+            // needs no bounds checks); any other width through the same code with a run-time
+            // count.
             macro_rules! widths {
                 ($($g:literal)*) => {
                     match self.groups {
