@@ -42,16 +42,17 @@ fn bench(c: &mut Criterion) {
     });
     let (mut scratch, mut candidates) = (marquee_models::QuantScratch::default(), Vec::new());
     c.bench_function(
-        "als int8 candidates for a top 10, 10k items x 64 factors",
+        "als int8 pass and exact rescoring for a top 10, 10k items x 64 factors",
         |b| {
             b.iter(|| {
-                quantized.candidates(
-                    black_box(als.user_vector(17)),
-                    10,
-                    &[],
-                    &mut scratch,
-                    &mut candidates,
-                );
+                let x = black_box(als.user_vector(17));
+                let exact = |i: u32| {
+                    marquee_models::dot(
+                        &als.item_factors[i as usize * FACTORS..(i as usize + 1) * FACTORS],
+                        x,
+                    )
+                };
+                quantized.candidates(x, 10, &[], &mut scratch, &mut { exact }, &mut candidates);
                 black_box(&candidates);
             });
         },

@@ -1047,11 +1047,11 @@ struct Ask<'a> {
     history: Row<'a>,
 }
 
-/// Factor-model top-k in two passes: int8 scores for every item, keeping as candidates the
-/// items within twice the error bound of the k-th best int8 score, then exact f32 scores for
-/// those. The answer is the exact top k: an item left out scores exactly at most its int8
-/// score plus the bound, below the k candidates' exact scores. `None` (score every item
-/// exactly instead) when the user vector is not finite.
+/// Factor-model top-k in two passes: integer scores for every item from 7-bit factors, then
+/// exact f32 scores for the items that could still be in the top k given the integer
+/// scores' error bound ([`marquee_models::QuantizedFactors::candidates`]). The answer is the
+/// exact top k. `None` (score every item exactly instead) when the user vector is not
+/// finite.
 fn rank_two_pass(
     state: &State,
     x: &[f32],
@@ -1065,10 +1065,8 @@ fn rank_two_pass(
     blocked_items(state, ask.seen, ask.filters, blocked);
     blocked.sort_unstable();
     blocked.dedup();
-    q.candidates(x, ask.k, blocked, scratch, pairs)?;
-    for (i, s) in pairs.iter_mut() {
-        *s = marquee_models::dot(&factors[*i as usize * f..(*i as usize + 1) * f], x);
-    }
+    let exact = |i: u32| marquee_models::dot(&factors[i as usize * f..(i as usize + 1) * f], x);
+    q.candidates(x, ask.k, blocked, scratch, &mut { exact }, pairs)?;
     // Non-finite exact scores never answer (as in the one-pass top k).
     pairs.retain(|(_, s)| s.is_finite());
     let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));

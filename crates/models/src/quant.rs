@@ -1,16 +1,17 @@
-//! Item factors in 7-bit integers (one byte each) with one scale per item: a quarter of the
-//! bytes of `f32` factors, for a fast approximate first pass of factor-model scoring whose
-//! candidates are then scored exactly.
+//! Item factors in 7-bit integers (one byte each) under one scale, for a fast first pass of
+//! factor-model scoring in integers whose candidates are then scored exactly.
 //!
-//! `y[i] = a[i] · q[i] + r[i]` with `a[i] = max_f |y[i][f]| / 63` (`q` in −63..=63, `r` the
+//! `y[i] = a · q[i] + r[i]` with `a = max_{i,f} |y[i][f]| / 63` (`q` in −63..=63, `r` the
 //! rounding left over), and per request the user vector `x = b · p + d` with `b =
 //! max_f |x[f]| / 63` (`p` in −63..=63). Then
 //!
-//! `y[i] · x = a[i] · b · (q[i] · p) + a[i] · (q[i] · d) + r[i] · x`
+//! `y[i] · x = a · b · (q[i] · p) + a · (q[i] · d) + r[i] · x`
 //!
 //! where the integer dot product is exact and the other two terms are bounded through
 //! norms kept from quantisation (`‖a q‖₁`, `‖a q‖₂`, `‖r‖∞`, `‖r‖₂` at their largest over the
-//! items) and the request's `‖d‖` and `‖x‖`.
+//! items) and the request's `‖d‖` and `‖x‖`. The bound takes the largest of each norm over
+//! the items, so a scale per item would not narrow it; one scale for all keeps the whole
+//! pass in integers: the running threshold, the comparisons and the stored sums.
 //!
 //! Layout: items in blocks of eight, and within a block the factors in groups of four, each
 //! group 32 bytes holding four factors of each of the eight items in turn. On x86-64 with
@@ -19,13 +20,13 @@
 //! two groups are added in 16 bits and one `vpmaddwd` against ones adds each item's pairs
 //! into its own 32-bit lane: the eight sums of a block come out side by side, with no
 //! horizontal additions. The user vector goes in as unsigned bytes `p + 64` (1..=127), and
-//! the 64 · Σq[i] this adds is kept per item and taken off. Four products of at most
-//! 127 · 63 sum to at most 32,004, so the 16-bit sums never saturate. With 8-bit items
-//! (127 · 127) the sums of two groups could, and each group would need its own `vpmaddwd`: a
-//! third more multiplications, which set the pace of the pass on the development machine,
-//! for a bound about half as wide (45 candidates for the exact pass of a top 10 of 10,000
-//! random factors instead of 70). Elsewhere a plain loop computes the same integers and the
-//! same floating-point scores.
+//! the 64 · Σq[i] this adds is where each item's sum starts from, negated. Four products of
+//! at most 127 · 63 sum to at most 32,004, so the 16-bit sums never saturate. With 8-bit
+//! items (127 · 127) the sums of two groups could, and each group would need its own
+//! `vpmaddwd`: a third more multiplications, which set the pace of the pass on the
+//! development machine, for a bound about half as wide (45 candidates for the exact pass of
+//! a top 10 of 10,000 random factors instead of 70). Elsewhere a plain loop computes the
+//! same integers.
 
 /// The user offset that makes the quantised user vector unsigned.
 const USER_OFFSET: i32 = 64;
@@ -49,10 +50,11 @@ pub struct QuantizedFactors {
     /// load straddles two cache lines); see [`QuantizedFactors::levels`].
     q: Vec<i8>,
     len: usize,
-    /// Per item (padded rows: 0), `a[i]`.
-    scale: Vec<f32>,
-    /// Per item, `USER_OFFSET · Σ_f q[i][f]`.
-    offset: Vec<i32>,
+    /// `a`, the value of one item level (0 when every factor is zero or not finite).
+    scale: f32,
+    /// Per item (padded rows: 0), `−USER_OFFSET · Σ_f q[i][f]`: where its sum starts, so the
+    /// user offset's share comes out again.
+    start: Vec<i32>,
     /// Largest `‖a q‖₁`, `‖a q‖₂`, `‖r‖∞`, `‖r‖₂` and `|y|` over the items.
     max_l1: f64,
     max_l2: f64,
@@ -61,9 +63,10 @@ pub struct QuantizedFactors {
     max_abs: f64,
 }
 
-/// A request's quantised user vector and the bound on every item's score error.
+/// A request's quantised user vector: the value of one unit of the integer sums (`a · b`,
+/// exact in `f64`) and the bound on every item's score error.
 struct User {
-    b: f32,
+    unit: f64,
     bound: f32,
 }
 
@@ -72,33 +75,37 @@ struct User {
 #[derive(Debug, Default)]
 pub struct QuantScratch {
     user: Vec<u8>,
-    scores: Vec<f32>,
-    best: Vec<f32>,
+    sums: Vec<i32>,
+    best: Vec<i32>,
+    near: Vec<(u32, i32)>,
 }
 
 impl QuantizedFactors {
-    /// Quantises `factors` (`n` rows of `f`, row-major).
+    /// Quantises `factors` (`n` rows of `f`, row-major). Rows with a factor that is not
+    /// finite are left at zero: their exact score is not finite either, and the exact pass
+    /// never answers with one.
     pub fn new(factors: &[f32], n: usize, f: usize) -> Self {
         let groups = f.div_ceil(4).max(1);
         let rows = n.div_ceil(8) * 8;
         let len = rows * groups * 4;
         let mut q = vec![0_i8; len + LINE];
-        let start = aligned_start(&q);
-        let levels = &mut q[start..start + len];
-        let mut scale = vec![0.0_f32; rows];
-        let mut offset = vec![0_i32; rows];
-        let (mut max_l1, mut max_l2, mut max_residual, mut max_residual_l2, mut max_abs) =
-            (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
+        let at = aligned_start(&q);
+        let levels = &mut q[at..at + len];
+        let mut start = vec![0_i32; rows];
+        let finite = |row: &[f32]| row.iter().all(|v| v.is_finite());
+        let max_abs = (0..n)
+            .map(|i| &factors[i * f..(i + 1) * f])
+            .filter(|row| finite(row))
+            .flatten()
+            .fold(0.0_f32, |m, v| m.max(v.abs()));
+        let a = max_abs / ITEM_LEVELS;
+        let (mut max_l1, mut max_l2, mut max_residual, mut max_residual_l2) =
+            (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
         for i in 0..n {
             let row = &factors[i * f..(i + 1) * f];
-            let top = row.iter().fold(0.0_f32, |m, v| m.max(v.abs()));
-            if !(top > 0.0 && top.is_finite()) {
-                // A zero row scores zero exactly; a non-finite one is never a candidate
-                // of the exact pass either way (its exact score is not finite).
+            if a == 0.0 || !finite(row) {
                 continue;
             }
-            let a = top / ITEM_LEVELS;
-            scale[i] = a;
             let (mut l1, mut l2, mut res, mut res2, mut sum) = (0.0, 0.0, 0.0_f64, 0.0, 0_i32);
             for (j, &v) in row.iter().enumerate() {
                 let level = (v / a).round_ties_even().clamp(-ITEM_LEVELS, ITEM_LEVELS);
@@ -111,12 +118,11 @@ impl QuantizedFactors {
                 res = res.max(residual);
                 res2 += residual * residual;
             }
-            offset[i] = USER_OFFSET * sum;
+            start[i] = -USER_OFFSET * sum;
             max_l1 = max_l1.max(l1);
             max_l2 = max_l2.max(l2.sqrt());
             max_residual = max_residual.max(res);
             max_residual_l2 = max_residual_l2.max(res2.sqrt());
-            max_abs = max_abs.max(f64::from(top));
         }
         Self {
             n,
@@ -124,20 +130,20 @@ impl QuantizedFactors {
             groups,
             q,
             len,
-            scale,
-            offset,
+            scale: a,
+            start,
             max_l1,
             max_l2,
             max_residual,
             max_residual_l2,
-            max_abs,
+            max_abs: f64::from(max_abs),
         }
     }
 
     /// The levels in the block layout.
     fn levels(&self) -> &[i8] {
-        let start = aligned_start(&self.q);
-        &self.q[start..start + self.len]
+        let at = aligned_start(&self.q);
+        &self.q[at..at + self.len]
     }
 
     pub fn n_items(&self) -> usize {
@@ -160,7 +166,10 @@ impl QuantizedFactors {
         p.clear();
         p.resize(self.groups * 4, USER_OFFSET as u8);
         if top == 0.0 {
-            return Some(User { b: 0.0, bound: 0.0 });
+            return Some(User {
+                unit: 0.0,
+                bound: 0.0,
+            });
         }
         let b = top / USER_LEVELS;
         let (mut d_max, mut d2, mut x1, mut x2) = (0.0_f64, 0.0_f64, 0.0_f64, 0.0_f64);
@@ -176,13 +185,14 @@ impl QuantizedFactors {
         // |a q · d| ≤ min(‖a q‖₁ ‖d‖∞, ‖a q‖₂ ‖d‖₂); |r · x| ≤ min(‖r‖∞ ‖x‖₁, ‖r‖₂ ‖x‖₂).
         let user_term = (self.max_l1 * d_max).min(self.max_l2 * d2.sqrt());
         let item_term = (self.max_residual * x1).min(self.max_residual_l2 * x2.sqrt());
-        // f32 rounding, generously: in the approximate score (three roundings of a number at
-        // most Σ|y||x|) and in the exact f32 dot product it is compared with.
+        // f32 rounding, generously: in the exact f32 dot product the approximate score is
+        // compared with (and in an approximate score handed out as an f32).
         let f = self.f as f64;
         let rounding = 4.0 * f * f64::from(f32::EPSILON) * self.max_abs * x1 + 1e-30;
         let bound = (1.01 * (user_term + item_term) + rounding) as f32;
         Some(User {
-            b,
+            // Both f32: the product is exact in f64.
+            unit: f64::from(self.scale) * f64::from(b),
             bound: bound * (1.0 + 4.0 * f32::EPSILON),
         })
     }
@@ -197,82 +207,111 @@ impl QuantizedFactors {
             out[..n].fill(0.0);
             return f32::INFINITY;
         };
-        let mut all = vec![0.0; self.scale.len()];
-        self.pass(&p, user.b, &mut all, &mut |_, _, _, t| t);
-        out[..n].copy_from_slice(&all[..n]);
+        let mut sums = vec![0; self.start.len()];
+        self.pass(&p, &mut sums, &mut |_, _, above| above);
+        for (o, &s) in out[..n].iter_mut().zip(&sums) {
+            *o = (user.unit * f64::from(s)) as f32;
+        }
         user.bound
     }
 
-    /// Into `out` (cleared; `(item, approximate score)`, in no order): every item not in
-    /// `blocked` (sorted ascending) that could be among the `k` best by exact score `y[i] · x`
-    /// — the items whose approximate score is within twice the error bound of the `k`-th
-    /// best approximate score. Scoring `out` exactly and taking its best `k` gives the exact
-    /// top k. `None` when `x` is not finite.
+    /// Into `out` (cleared; `(item, exact score)`, in no order): every item not in `blocked`
+    /// (sorted ascending) that could be among the `k` best by exact score, scored by
+    /// `exact(item)`, so that the best `k` of `out` are the exact top k. `None` when `x` is
+    /// not finite.
     ///
-    /// Two passes: the approximate scores of every item, stored, with the `k`-th best of them
+    /// The approximate scores of every item go into the scratch, the `k`-th best of them
     /// over the items not left out kept as they go (a running threshold, so few items are
-    /// looked at twice); then every item within the slack of it.
+    /// looked at twice). Then the items within twice the error bound of that `k`-th best
+    /// could be in the top k. Of those, the `k` best by approximate score are scored exactly
+    /// first: the exact top k scores at least as well as the worst of them, so the rest need
+    /// only be within one bound of that — about half as many rows scored exactly.
     pub fn candidates(
         &self,
         x: &[f32],
         k: usize,
         blocked: &[u32],
         scratch: &mut QuantScratch,
+        exact: &mut dyn FnMut(u32) -> f32,
         out: &mut Vec<(u32, f32)>,
-    ) -> Option<f32> {
+    ) -> Option<()> {
         out.clear();
-        let QuantScratch { user, scores, best } = scratch;
+        let QuantScratch {
+            user,
+            sums,
+            best,
+            near,
+        } = scratch;
         let quantised = self.user(x, user)?;
-        scores.resize(self.scale.len(), 0.0);
+        sums.resize(self.start.len(), 0);
         let k = k.max(1);
         let n = self.n;
         let allowed = |i: usize| i < n && blocked.binary_search(&(i as u32)).is_err();
         best.clear();
-        self.pass(
-            user,
-            quantised.b,
-            scores,
-            &mut |start, eight, mut mask, mut threshold| {
-                while mask != 0 {
-                    let r = mask.trailing_zeros() as usize;
-                    mask &= mask - 1;
-                    let s = eight[r];
-                    if s >= threshold && allowed(start + r) {
-                        let at = best.partition_point(|&b| b >= s);
-                        best.insert(at, s);
-                        best.truncate(k);
-                        if best.len() == k {
-                            threshold = best[k - 1];
-                        }
+        self.pass(user, sums, &mut |start, eight, mut above| {
+            for (r, &s) in eight.iter().enumerate() {
+                if s > above && allowed(start + r) {
+                    let at = best.partition_point(|&b| b >= s);
+                    best.insert(at, s);
+                    best.truncate(k);
+                    if best.len() == k {
+                        above = best[k - 1];
                     }
                 }
-                threshold
-            },
-        );
-        let scores = &scores[..self.n];
-        let threshold = match best.get(k - 1) {
-            // The rounding of the subtraction allowed for, downwards.
-            Some(&tau) => tau - 2.0 * quantised.bound - tau.abs() * 4.0 * f32::EPSILON,
-            None => f32::NEG_INFINITY,
+            }
+            above
+        });
+        // In units of the sums, rounded outwards (the sums are exact; so are their
+        // differences from these, in f64).
+        let slack = |bounds: f64| {
+            if quantised.unit > 0.0 {
+                bounds * f64::from(quantised.bound) / quantised.unit
+            } else {
+                f64::INFINITY
+            }
         };
-        scan(scores, threshold, &mut |i, s| {
+        let floor = |v: f64| v.floor().max(f64::from(i32::MIN)) as i32;
+        let loose = match best.get(k - 1) {
+            Some(&tau) => floor(f64::from(tau) - slack(2.0) - 1.0),
+            None => i32::MIN,
+        };
+        near.clear();
+        scan(&sums[..n], loose, &mut |i, s| {
             if allowed(i) {
-                out.push((i as u32, s));
+                near.push((i as u32, s));
             }
         });
-        Some(quantised.bound)
+        if near.len() <= k {
+            out.extend(near.iter().map(|&(i, _)| (i, exact(i))));
+            return Some(());
+        }
+        near.select_nth_unstable_by(k - 1, |a, b| b.1.cmp(&a.1));
+        let (first, rest) = near.split_at(k);
+        out.extend(first.iter().map(|&(i, _)| (i, exact(i))));
+        // Every item of the exact top k scores exactly at least as well as the worst of k
+        // answerable items, so approximately at least that less the bound. (A score that is
+        // not finite never answers: with one among the k, the rest are all scored.)
+        let worst = out
+            .iter()
+            .try_fold(f32::INFINITY, |m, &(_, s)| s.is_finite().then(|| m.min(s)));
+        let tight = match worst {
+            Some(w) if quantised.unit > 0.0 => {
+                floor(f64::from(w) / quantised.unit - slack(1.0) - 1.0)
+            }
+            _ => i32::MIN,
+        };
+        out.extend(
+            rest.iter()
+                .filter(|&&(_, s)| s > tight)
+                .map(|&(i, _)| (i, exact(i))),
+        );
+        Some(())
     }
 
-    /// The approximate score of every item (padded rows included) into `out`; the blocks of
-    /// eight with a score at or above a running threshold (initially −∞: every block) go to
-    /// `sink(start, scores, mask, threshold)`, which returns the threshold from then on.
-    fn pass(
-        &self,
-        p: &[u8],
-        b: f32,
-        out: &mut [f32],
-        sink: &mut impl FnMut(usize, [f32; 8], u32, f32) -> f32,
-    ) {
+    /// The integer sum of every item (padded rows included) into `out`; the blocks of
+    /// eight with a sum above a running threshold (initially `i32::MIN`: every block) go to
+    /// `sink(start, sums, above)`, which returns the threshold from then on.
+    fn pass(&self, p: &[u8], out: &mut [i32], sink: &mut impl FnMut(usize, [i32; 8], i32) -> i32) {
         #[cfg(target_arch = "x86_64")]
         if self.groups <= MAX_GROUPS
             && let Some(simd) = pulp::x86::V3::try_new()
@@ -285,11 +324,11 @@ impl QuantizedFactors {
                     match self.groups {
                         $($g => simd.vectorize(
                             #[inline(always)]
-                            || pass_v3(simd, self, $g, p, b, out, sink),
+                            || pass_v3(simd, self, $g, p, out, sink),
                         ),)*
                         groups => simd.vectorize(
                             #[inline(always)]
-                            || pass_v3(simd, self, groups, p, b, out, sink),
+                            || pass_v3(simd, self, groups, p, out, sink),
                         ),
                     }
                 };
@@ -297,26 +336,27 @@ impl QuantizedFactors {
             widths!(4 8 16 32);
             return;
         }
-        self.pass_scalar(p, b, out, sink);
+        self.pass_scalar(p, out, sink);
     }
 
-    /// The same integers and scores as the AVX2 pass, one product at a time.
+    /// The same integers as the AVX2 pass, one product at a time.
     fn pass_scalar(
         &self,
         p: &[u8],
-        b: f32,
-        out: &mut [f32],
-        sink: &mut impl FnMut(usize, [f32; 8], u32, f32) -> f32,
+        out: &mut [i32],
+        sink: &mut impl FnMut(usize, [i32; 8], i32) -> i32,
     ) {
-        let mut threshold = f32::NEG_INFINITY;
+        let mut above = i32::MIN;
         let block_len = self.groups * 32;
-        for (block, (bytes, scores)) in self
+        for (block, (bytes, sums)) in self
             .levels()
             .chunks_exact(block_len)
             .zip(out.chunks_exact_mut(8))
             .enumerate()
         {
-            let mut sums = [0_i32; 8];
+            for (r, sum) in sums.iter_mut().enumerate() {
+                *sum = self.start[block * 8 + r];
+            }
             for (group, user) in bytes.chunks_exact(32).zip(p.chunks_exact(4)) {
                 for (sum, item) in sums.iter_mut().zip(group.chunks_exact(4)) {
                     *sum += item
@@ -326,40 +366,32 @@ impl QuantizedFactors {
                         .sum::<i32>();
                 }
             }
-            let mut mask = 0;
-            for (r, s) in scores.iter_mut().enumerate() {
-                let i = block * 8 + r;
-                *s = ((sums[r] - self.offset[i]) as f32 * self.scale[i]) * b;
-                if *s >= threshold {
-                    mask |= 1 << r;
-                }
-            }
-            if mask != 0 {
-                let eight = [0, 1, 2, 3, 4, 5, 6, 7].map(|r| scores[r]);
-                threshold = sink(block * 8, eight, mask, threshold);
+            if sums.iter().any(|&s| s > above) {
+                let eight = [0, 1, 2, 3, 4, 5, 6, 7].map(|r| sums[r]);
+                above = sink(block * 8, eight, above);
             }
         }
     }
 }
 
-/// Calls `hit(i, s)` for every score `s = scores[i]` at or above `threshold`, in order.
-/// With AVX2, 32 scores are compared per step and a step without a hit (most of them: hits
-/// are the few items within the error bound) costs one branch.
-fn scan(scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32)) {
+/// Calls `hit(i, s)` for every sum `s = sums[i]` above `above`, in order. With AVX2, 32 sums
+/// are compared per step and a step without a hit (most of them: hits are the few items
+/// within the error bound) costs one branch.
+fn scan(sums: &[i32], above: i32, hit: &mut impl FnMut(usize, i32)) {
     #[cfg(target_arch = "x86_64")]
     if let Some(simd) = pulp::x86::V3::try_new() {
         simd.vectorize(
             #[inline(always)]
-            || scan_v3(simd, scores, threshold, hit),
+            || scan_v3(simd, sums, above, hit),
         );
         return;
     }
-    scan_scalar(scores, 0, threshold, hit);
+    scan_scalar(sums, 0, above, hit);
 }
 
-fn scan_scalar(scores: &[f32], start: usize, threshold: f32, hit: &mut impl FnMut(usize, f32)) {
-    for (i, &s) in scores.iter().enumerate() {
-        if s >= threshold {
+fn scan_scalar(sums: &[i32], start: usize, above: i32, hit: &mut impl FnMut(usize, i32)) {
+    for (i, &s) in sums.iter().enumerate() {
+        if s > above {
             hit(start + i, s);
         }
     }
@@ -367,18 +399,17 @@ fn scan_scalar(scores: &[f32], start: usize, threshold: f32, hit: &mut impl FnMu
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn scan_v3(simd: pulp::x86::V3, scores: &[f32], threshold: f32, hit: &mut impl FnMut(usize, f32)) {
-    use std::arch::x86_64::__m256;
-    let avx = simd.avx;
-    let t = avx._mm256_set1_ps(threshold);
-    // _CMP_GE_OQ: false for NaN.
-    let mask = |v: &[f32; 8]| {
-        let v: __m256 = pulp::cast(*v);
-        avx._mm256_movemask_ps(avx._mm256_cmp_ps::<29>(v, t)) as u32
+fn scan_v3(simd: pulp::x86::V3, sums: &[i32], above: i32, hit: &mut impl FnMut(usize, i32)) {
+    use std::arch::x86_64::__m256i;
+    let (avx, avx2) = (simd.avx, simd.avx2);
+    let t = avx._mm256_set1_epi32(above);
+    let mask = |v: &[i32; 8]| {
+        let v: __m256i = pulp::cast(*v);
+        avx._mm256_movemask_ps(pulp::cast(avx2._mm256_cmpgt_epi32(v, t))) as u32
     };
-    let (chunks, tail) = pulp::as_arrays::<32, f32>(scores);
+    let (chunks, tail) = pulp::as_arrays::<32, i32>(sums);
     for (c, chunk) in chunks.iter().enumerate() {
-        let (four, _) = pulp::as_arrays::<8, f32>(chunk);
+        let (four, _) = pulp::as_arrays::<8, i32>(chunk);
         let mut hits =
             mask(&four[0]) | mask(&four[1]) << 8 | mask(&four[2]) << 16 | mask(&four[3]) << 24;
         while hits != 0 {
@@ -387,7 +418,7 @@ fn scan_v3(simd: pulp::x86::V3, scores: &[f32], threshold: f32, hit: &mut impl F
             hit(c * 32 + r, chunk[r]);
         }
     }
-    scan_scalar(tail, chunks.len() * 32, threshold, hit);
+    scan_scalar(tail, chunks.len() * 32, above, hit);
 }
 
 /// `v` rounded to the nearest integer, ties to even, for `|v| < 2²²` (the user's levels):
@@ -411,12 +442,11 @@ impl Clone for QuantizedFactors {
     /// A copy whose levels sit on its own buffer's first cache-line boundary.
     fn clone(&self) -> Self {
         let mut q = vec![0_i8; self.len + LINE];
-        let start = aligned_start(&q);
-        q[start..start + self.len].copy_from_slice(self.levels());
+        let at = aligned_start(&q);
+        q[at..at + self.len].copy_from_slice(self.levels());
         Self {
             q,
-            scale: self.scale.clone(),
-            offset: self.offset.clone(),
+            start: self.start.clone(),
             ..*self
         }
     }
@@ -429,8 +459,8 @@ fn position(groups: usize, i: usize, j: usize) -> usize {
 
 /// The AVX2 pass: per block of eight items, per group of four factors, `vpmaddubsw` of the
 /// user's four factors (broadcast) with the group's 32 bytes and `vpmaddwd` against ones give
-/// each item's four products summed in its lane; then the eight sums are scaled and compared
-/// with the threshold in one go.
+/// each item's four products summed in its lane, on top of where the item's sum starts; the
+/// eight sums are stored and compared with the threshold in one go.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn pass_v3(
@@ -438,12 +468,11 @@ fn pass_v3(
     qf: &QuantizedFactors,
     groups: usize,
     p: &[u8],
-    b: f32,
-    out: &mut [f32],
-    sink: &mut impl FnMut(usize, [f32; 8], u32, f32) -> f32,
+    out: &mut [i32],
+    sink: &mut impl FnMut(usize, [i32; 8], i32) -> i32,
 ) {
-    use std::arch::x86_64::{__m256, __m256i};
-    let mut threshold = f32::NEG_INFINITY;
+    use std::arch::x86_64::{__m256i, _MM_HINT_T0};
+    let mut above = i32::MIN;
     let (avx, avx2) = (simd.avx, simd.avx2);
     let zero: __m256i = pulp::cast([0_i32; 8]);
     let mut user = [zero; MAX_GROUPS];
@@ -452,43 +481,35 @@ fn pass_v3(
     }
     let user = &user[..groups];
     let ones = avx._mm256_set1_epi16(1);
-    let bv = avx._mm256_set1_ps(b);
     let (chunks, _) = pulp::as_arrays::<32, i8>(qf.levels());
-    let (scales, _) = pulp::as_arrays::<8, f32>(&qf.scale);
-    let (offsets, _) = pulp::as_arrays::<8, i32>(&qf.offset);
-    let (outs, _) = pulp::as_arrays_mut::<8, f32>(out);
+    let (starts, _) = pulp::as_arrays::<8, i32>(&qf.start);
+    let (outs, _) = pulp::as_arrays_mut::<8, i32>(out);
+    // Blocks with a sum above the threshold, handed to the sink QUEUE at a time: a branch
+    // per hit would be mispredicted and throw away the blocks in flight behind it. The slot
+    // is written every time and kept only when there is a hit.
     const QUEUE: usize = 32;
-    let mut queue = [(0_usize, [0.0_f32; 8], 0_u32); QUEUE + 1];
+    let mut queue = [0_u32; QUEUE + 1];
     let mut queued = 0;
-    let n_blocks = scales
-        .len()
-        .min(offsets.len())
-        .min(outs.len())
-        .min(chunks.len() / groups);
-    // A block's integer sums (offset included) to scores, stored and compared.
+    // Until the sink has a threshold every block is a hit; handing those over one at a time
+    // lets the threshold rise after the first k items rather than after QUEUE blocks.
+    let mut flush_at = 1;
+    let n_blocks = starts.len().min(outs.len()).min(chunks.len() / groups);
     macro_rules! finish {
         ($block:expr, $sums:expr) => {{
             let block: usize = $block;
-            let sums = avx2._mm256_sub_epi32($sums, pulp::cast(offsets[block]));
-            let scores: __m256 = avx._mm256_mul_ps(
-                avx._mm256_mul_ps(avx._mm256_cvtepi32_ps(sums), pulp::cast(scales[block])),
-                bv,
-            );
-            outs[block] = pulp::cast(scores);
-            // _CMP_GE_OQ: false for NaN.
-            let hits = avx._mm256_cmp_ps::<29>(scores, avx._mm256_set1_ps(threshold));
-            let mask = avx._mm256_movemask_ps(hits) as u32;
-            // Blocks with hits are queued without a branch (the slot is written every time
-            // and kept only when there is a hit) and handed over when the queue is full: a
-            // branch per hit would be mispredicted and throw away the blocks in flight
-            // behind it.
-            queue[queued] = (block * 8, pulp::cast(scores), mask);
-            queued += usize::from(mask != 0);
-            if queued == QUEUE {
-                for &(start, scores, mask) in &queue[..QUEUE] {
-                    threshold = sink(start, scores, mask, threshold);
+            let sums: __m256i = $sums;
+            outs[block] = pulp::cast(sums);
+            let hits = avx2._mm256_cmpgt_epi32(sums, avx._mm256_set1_epi32(above));
+            queue[queued] = block as u32;
+            queued += usize::from(avx._mm256_movemask_ps(pulp::cast(hits)) != 0);
+            if queued == flush_at {
+                for &b in &queue[..queued] {
+                    above = sink(b as usize * 8, outs[b as usize], above);
                 }
                 queued = 0;
+                if above > i32::MIN {
+                    flush_at = QUEUE;
+                }
             }
         }};
     }
@@ -496,15 +517,25 @@ fn pass_v3(
     // four blocks (sixteen of them do not fit in the sixteen registers), and the four
     // blocks' chains of additions are independent.
     const QUAD: usize = 4;
+    // How many steps ahead the levels are fetched into L1: from 10,000 items up they do not
+    // fit in L2, and the hardware prefetcher alone left the pass waiting on them.
+    const AHEAD: usize = 2;
     let whole = n_blocks / QUAD * QUAD;
     // A loop the compiler does not unroll: unrolled, it hoists every multiplication of the
     // four blocks and spills most of them to the stack.
     let group_pairs = std::hint::black_box(groups / 2);
     for quad in (0..whole).step_by(QUAD) {
         let levels = &chunks[quad * groups..(quad + QUAD) * groups];
-        let mut acc = [zero; QUAD];
+        let mut acc: [__m256i; QUAD] = std::array::from_fn(|b| pulp::cast(starts[quad + b]));
         for pair in 0..group_pairs {
             let g = 2 * pair;
+            // One cache line per block per pair of groups: the same line AHEAD steps on (a
+            // prefetch never faults, so the address may run past the end).
+            let ahead = levels.as_ptr().wrapping_add(AHEAD * QUAD * groups + g);
+            for b in 0..QUAD {
+                let line = ahead.wrapping_add(b * groups).cast::<i8>();
+                simd.sse._mm_prefetch::<_MM_HINT_T0>(line);
+            }
             let (u0, u1) = (user[g], user[g + 1]);
             for (b, acc) in acc.iter_mut().enumerate() {
                 let t0 = avx2._mm256_maddubs_epi16(u0, pulp::cast(levels[b * groups + g]));
@@ -526,7 +557,7 @@ fn pass_v3(
     }
     for block in whole..n_blocks {
         let levels = &chunks[block * groups..(block + 1) * groups];
-        let mut acc = zero;
+        let mut acc: __m256i = pulp::cast(starts[block]);
         let pairs = levels.chunks_exact(2).zip(user.chunks_exact(2));
         for (level, u) in pairs {
             let t0 = avx2._mm256_maddubs_epi16(u[0], pulp::cast(level[0]));
@@ -540,8 +571,8 @@ fn pass_v3(
         }
         finish!(block, acc);
     }
-    for &(start, scores, mask) in &queue[..queued] {
-        threshold = sink(start, scores, mask, threshold);
+    for &b in &queue[..queued] {
+        above = sink(b as usize * 8, outs[b as usize], above);
     }
 }
 
@@ -590,7 +621,7 @@ mod tests {
             // Every factor sits where the block layout says.
             for i in [0, n / 2, n - 1] {
                 for j in 0..f {
-                    let want = (y[i * f + j] / qf.scale[i]).round_ties_even() as i8;
+                    let want = (y[i * f + j] / qf.scale).round_ties_even() as i8;
                     assert_eq!(qf.level(i, j), want, "{n}x{f} item {i} factor {j}");
                 }
             }
@@ -615,40 +646,74 @@ mod tests {
             let x = random(f, 3);
             let qf = QuantizedFactors::new(&y, n, f);
             let mut p = Vec::new();
-            let user = qf.user(&x, &mut p).unwrap();
-            let mut fast = vec![f32::NAN; qf.scale.len()];
-            let mut plain = vec![f32::NAN; qf.scale.len()];
-            qf.pass(&p, user.b, &mut fast, &mut |_, _, _, t| t);
-            qf.pass_scalar(&p, user.b, &mut plain, &mut |_, _, _, t| t);
-            assert!(fast.iter().all(|s| s.is_finite()));
-            // A copy sits elsewhere in memory and scores the same.
-            let mut copied = vec![f32::NAN; qf.scale.len()];
-            qf.clone()
-                .pass(&p, user.b, &mut copied, &mut |_, _, _, t| t);
+            qf.user(&x, &mut p).unwrap();
+            let rows = qf.start.len();
+            let (mut fast, mut plain) = (vec![i32::MIN; rows], vec![i32::MIN; rows]);
+            // Every block goes to the sink while the threshold stays at its start; with a
+            // threshold from the sink, exactly the blocks with a sum above it.
+            let mut seen = [Vec::new(), Vec::new()];
+            for (v, out) in [&mut fast, &mut plain].into_iter().enumerate() {
+                let (seen, mut calls) = (&mut seen[v], 0);
+                let mut sink = |start: usize, eight: [i32; 8], above: i32| {
+                    seen.push((start, eight, above));
+                    calls += 1;
+                    if calls < 3 {
+                        above
+                    } else {
+                        eight[0].max(above)
+                    }
+                };
+                if v == 0 {
+                    qf.pass(&p, out, &mut sink);
+                } else {
+                    qf.pass_scalar(&p, out, &mut sink);
+                }
+            }
+            assert_eq!(fast, plain);
+            // Blocks come in order with their own sums, and a block never handed over has
+            // no sum above the last threshold.
+            for (seen, out) in seen.iter().zip([&fast, &plain]) {
+                assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+                let last = seen.last().map_or(i32::MIN, |s| s.2.max(s.1[0]));
+                for start in (0..rows).step_by(8) {
+                    match seen.iter().find(|s| s.0 == start) {
+                        Some((_, eight, _)) => assert_eq!(eight[..], out[start..start + 8]),
+                        None => assert!(out[start..start + 8].iter().all(|&s| s <= last)),
+                    }
+                }
+            }
+            // A copy sits elsewhere in memory and sums the same.
+            let mut copied = vec![0; rows];
+            qf.clone().pass(&p, &mut copied, &mut |_, _, above| above);
             assert_eq!(copied, fast);
-            assert_eq!(
-                fast.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
-                plain.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
-            );
+            // The sums are the offset user levels times the item levels, less the offset's
+            // share.
+            for i in [0, n / 2, n - 1] {
+                let want: i32 = (0..f)
+                    .map(|j| i32::from(qf.level(i, j)) * (i32::from(p[j]) - USER_OFFSET))
+                    .sum();
+                assert_eq!(fast[i], want, "{n}x{f} item {i}");
+            }
             // The vector scan sees what the plain one sees, for thresholds that keep every
-            // score, about half of them, a few, and none.
-            let mut sorted = fast.clone();
-            sorted.sort_by(|a, b| b.total_cmp(a));
+            // sum, about half of them, a few, and none.
+            let fast = &fast[..n];
+            let mut sorted = fast.to_vec();
+            sorted.sort_unstable_by(|a, b| b.cmp(a));
             let some = [sorted[sorted.len() / 2], sorted[3]];
-            for threshold in [f32::NEG_INFINITY, some[0], some[1], f32::INFINITY] {
+            for above in [i32::MIN, some[0], some[1], i32::MAX] {
                 let run = |vector: bool| {
                     let mut seen = Vec::new();
-                    let mut hit = |i: usize, s: f32| seen.push((i, s.to_bits()));
+                    let mut hit = |i: usize, s: i32| seen.push((i, s));
                     if vector {
-                        scan(&fast, threshold, &mut hit);
+                        scan(fast, above, &mut hit);
                     } else {
-                        scan_scalar(&fast, 0, threshold, &mut hit);
+                        scan_scalar(fast, 0, above, &mut hit);
                     }
                     seen
                 };
                 let plain = run(false);
                 assert_eq!(run(true), plain);
-                let expected = fast.iter().filter(|&&s| s >= threshold).count();
+                let expected = fast.iter().filter(|&&s| s > above).count();
                 assert_eq!(plain.len(), expected);
             }
         }
@@ -679,14 +744,25 @@ mod tests {
         }
         let qf = QuantizedFactors::new(&y, n, f);
         let (mut scratch, mut out) = (QuantScratch::default(), Vec::new());
+        let (mut scored, mut within_two_bounds) = (0, 0);
         for round in 0..30_u64 {
             let x = random(f, 1_000 + round);
             let blocked: Vec<u32> = (0..n as u32)
                 .filter(|i| i % (3 + round as u32) == 1)
                 .collect();
             let k = 1 + (round as usize * 7) % 40;
-            qf.candidates(&x, k, &blocked, &mut scratch, &mut out)
+            let mut calls = 0;
+            let score = |i: u32| {
+                calls += 1;
+                crate::dot(&y[i as usize * f..(i as usize + 1) * f], &x)
+            };
+            qf.candidates(&x, k, &blocked, &mut scratch, &mut { score }, &mut out)
                 .unwrap();
+            // Each row scored once, and what was scored is what comes back.
+            assert_eq!(calls, out.len(), "round {round}");
+            for &(i, s) in &out {
+                assert_eq!(s, crate::dot(&y[i as usize * f..(i as usize + 1) * f], &x));
+            }
             let mut got: Vec<(u32, f64)> = out
                 .iter()
                 .map(|&(i, _)| (i, exact(&y, &x, i as usize)))
@@ -700,11 +776,29 @@ mod tests {
             want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             want.truncate(k);
             assert_eq!(got, want, "round {round}");
+            // Fewer rows scored exactly than lie within twice the bound of the k-th best
+            // approximate score.
+            let mut approx = vec![0.0; n];
+            let bound = qf.scores(&x, &mut approx);
+            let mut allowed: Vec<f32> = (0..n)
+                .filter(|&i| blocked.binary_search(&(i as u32)).is_err())
+                .map(|i| approx[i])
+                .collect();
+            allowed.sort_by(|a, b| b.total_cmp(a));
+            let tau = allowed[k - 1];
+            within_two_bounds += allowed.iter().filter(|&&s| s >= tau - 2.0 * bound).count();
+            scored += out.len();
             assert!(out.len() < n / 4, "round {round}: {} candidates", out.len());
         }
+        assert!(
+            scored * 4 < within_two_bounds * 3,
+            "{scored} rows scored, {within_two_bounds} within two bounds"
+        );
         // More wanted than allowed: every allowed item.
+        let x = random(f, 1);
+        let score = |i: u32| crate::dot(&y[i as usize * f..(i as usize + 1) * f], &x);
         let blocked: Vec<u32> = (10..n as u32).collect();
-        qf.candidates(&random(f, 1), 50, &blocked, &mut scratch, &mut out)
+        qf.candidates(&x, 50, &blocked, &mut scratch, &mut { score }, &mut out)
             .unwrap();
         let mut ids: Vec<u32> = out.iter().map(|c| c.0).collect();
         ids.sort_unstable();
@@ -712,8 +806,47 @@ mod tests {
         let mut bad = random(f, 1);
         bad[3] = f32::INFINITY;
         assert!(
-            qf.candidates(&bad, 5, &[], &mut scratch, &mut out)
+            qf.candidates(&bad, 5, &[], &mut scratch, &mut { score }, &mut out)
                 .is_none()
         );
+    }
+
+    /// Rows that are not finite score zero in the first pass, and exact scores that are not
+    /// finite do not let the exact pass stop early: the best finite items still all come
+    /// back.
+    #[test]
+    fn rows_that_are_not_finite_do_not_hide_the_top_k() {
+        let (n, f) = (500, 32);
+        // Every finite score negative, so the rows that are not finite (zero in the first
+        // pass) are its best.
+        let mut y: Vec<f32> = random(n * f, 77).iter().map(|v| v.abs()).collect();
+        let x: Vec<f32> = random(f, 78).iter().map(|v| -v.abs()).collect();
+        let score_of = |y: &[f32], i: usize| crate::dot(&y[i * f..(i + 1) * f], &x);
+        for i in [10, 20, 30] {
+            y[i * f + 5] = f32::NAN;
+        }
+        let mut order: Vec<usize> = (0..n).filter(|i| ![10, 20, 30].contains(i)).collect();
+        order.sort_by(|&a, &b| score_of(&y, b).total_cmp(&score_of(&y, a)));
+        let qf = QuantizedFactors::new(&y, n, f);
+        let (mut scratch, mut out) = (QuantScratch::default(), Vec::new());
+        let k = 5;
+        qf.candidates(
+            &x,
+            k,
+            &[],
+            &mut scratch,
+            &mut |i| score_of(&y, i as usize),
+            &mut out,
+        )
+        .unwrap();
+        let mut got: Vec<u32> = out
+            .iter()
+            .filter(|(_, s)| s.is_finite())
+            .map(|&(i, _)| i)
+            .collect();
+        got.sort_by(|&a, &b| score_of(&y, b as usize).total_cmp(&score_of(&y, a as usize)));
+        got.truncate(k);
+        let want: Vec<u32> = order[..k].iter().map(|&i| i as u32).collect();
+        assert_eq!(got, want);
     }
 }
