@@ -38,6 +38,7 @@ mod fold;
 pub use marquee_models::Manifest;
 
 use arc_swap::ArcSwap;
+pub use compact_str::CompactString;
 use marquee_domain::{Event, EventWeights, Item};
 use marquee_models::{
     Artifact, ArtifactError, ItemKnn, ItemKnnParams, Model, Row, Scorer, Trending, TrendingParams,
@@ -86,14 +87,15 @@ pub struct Filters {
     pub include_out_of_stock: bool,
 }
 
-/// One recommended item.
+/// One recommended item. Ids are compact strings: up to 24 bytes (most item ids) they sit in
+/// place, so an answer of ten items costs no allocation per id.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Recommendation {
-    pub item: String,
+    pub item: CompactString,
     pub score: f32,
     /// The item of the user's history this one is most similar to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub because: Option<String>,
+    pub because: Option<CompactString>,
 }
 
 /// Where an answer came from.
@@ -825,7 +827,7 @@ fn new_in_category(
         .filter(|id| !seen.contains(*id))
         .take(k)
         .map(|id| Recommendation {
-            item: id.clone(),
+            item: id.as_str().into(),
             score: 0.0,
             because: None,
         })
@@ -969,9 +971,9 @@ fn recommendations(
     top.iter()
         .zip(because)
         .map(|(&(i, score), because)| Recommendation {
-            item: items.id(i as usize).to_owned(),
+            item: items.id(i as usize).into(),
             score,
-            because: because.map(|h| items.id(h as usize).to_owned()),
+            because: because.map(|h| items.id(h as usize).into()),
         })
         .collect()
 }
@@ -1021,7 +1023,7 @@ fn with_cold_items(
         let score: f32 = c.vector.iter().zip(x).map(|(a, b)| a * b).sum();
         if score > floor && score.is_finite() && c.passes(filters) && !seen(&c.id) {
             out.push(Recommendation {
-                item: c.id.clone(),
+                item: c.id.as_str().into(),
                 score,
                 because: None,
             });

@@ -179,11 +179,11 @@ async fn home(
         .flat_map(|r| {
             r.items
                 .iter()
-                .map(|i| i.item.clone())
+                .map(|i| i.item.to_string())
                 .chain(r.about.clone())
         })
         .collect();
-    let items = items_of(&state, ids.iter()).await;
+    let items = items_of(&state, ids.iter().map(String::as_str)).await;
     let heading = match user {
         Some(u) => format!("Welcome back, {u}"),
         None => "Welcome, guest".to_owned(),
@@ -252,9 +252,9 @@ fn guest_rows(state: &AppState, recent: &[String]) -> marquee_engine::Result<Vec
 /// The catalog entries of `ids` (one store query).
 async fn items_of<'a>(
     state: &AppState,
-    ids: impl Iterator<Item = &'a String>,
+    ids: impl Iterator<Item = &'a str>,
 ) -> HashMap<String, Item> {
-    let mut wanted: Vec<ItemId> = ids.filter_map(|i| ItemId::new(i.as_str()).ok()).collect();
+    let mut wanted: Vec<ItemId> = ids.filter_map(|i| ItemId::new(i).ok()).collect();
     wanted.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
     wanted.dedup();
     match state.store.items_by_ids(&wanted).await {
@@ -285,7 +285,7 @@ fn render_row(row: &HomeRow, items: &HashMap<String, Item>, user: Option<&str>) 
             h2 { (row_title(row, items)) }
             ul.cards {
                 @for r in &row.items {
-                    li { (card(&r.item, items.get(&r.item), user)) }
+                    li { (card(&r.item, items.get(r.item.as_str()), user)) }
                 }
             }
         }
@@ -466,7 +466,7 @@ async fn item_page(
         .similar(item.id.as_str(), ROW_LEN, &Filters::default())
         .map(|a| a.items)
         .unwrap_or_default();
-    let items = items_of(&state, similar.iter().map(|r| &r.item)).await;
+    let items = items_of(&state, similar.iter().map(|r| r.item.as_str())).await;
     let row = HomeRow {
         id: "similar",
         title: "More like this".into(),
