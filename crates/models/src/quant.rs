@@ -645,7 +645,7 @@ mod tests {
 
     #[test]
     fn the_simd_pass_and_the_plain_loop_agree_bit_for_bit() {
-        for (n, f) in [(203, 64), (64, 32), (17, 100), (9, 30)] {
+        for (n, f) in [(2_003, 64), (203, 64), (64, 32), (17, 100), (9, 30)] {
             let y = random(n * f, 7 + n as u64);
             let x = random(f, 3);
             let qf = QuantizedFactors::new(&y, n, f);
