@@ -95,6 +95,22 @@ mod tests {
         );
     }
 
+    /// Scores rising or falling along the index (every score a new best, or none after
+    /// the first k), with ties, give the same answer as a full sort.
+    #[test]
+    fn ordered_scores() {
+        for n in [5, 70, 75, 400, 3_000] {
+            let rising: Vec<f32> = (0..n).map(|i| (i / 3) as f32).collect();
+            let falling: Vec<f32> = rising.iter().rev().copied().collect();
+            for (scores, k) in [(&rising, 10), (&falling, 10), (&rising, 1), (&falling, 64)] {
+                let mut want: Vec<(u32, f32)> = (0..n as u32).zip(scores.iter().copied()).collect();
+                want.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                want.truncate(k);
+                assert_eq!(top_k(scores, k, &[]), want, "n {n}, k {k}");
+            }
+        }
+    }
+
     /// The same answer as sorting everything, on random scores with many ties and random
     /// exclusions.
     #[test]
