@@ -16,7 +16,7 @@ use std::time::Instant;
 
 #[path = "setup.rs"]
 mod setup;
-use setup::{FACTORS, ITEMS, als_engine};
+use setup::{FACTORS, ITEMS, als_engine, exact_scorer};
 
 /// Runs `batch` calls of `f` `batches` times; the fastest, 10th-percentile and median time
 /// per call divided by `per`, in nanoseconds.
@@ -43,14 +43,13 @@ fn main() {
         let x: Vec<f32> = (0..FACTORS).map(|_| rng.normal() as f32 * 0.1).collect();
         let q = QuantizedFactors::new(&y, n, FACTORS);
         let (mut scratch, mut out) = (QuantScratch::default(), Vec::new());
-        let exact = |i: u32| marquee_models::dot(&y[i as usize * FACTORS..][..FACTORS], &x);
         let [min, p10, p50] = batches(2_000, 20, n as f64, || {
             q.candidates(
                 black_box(&x),
                 10,
                 &[],
                 &mut scratch,
-                &mut { exact },
+                &mut exact_scorer(&y, &x),
                 &mut out,
             );
             black_box(&out);
@@ -66,13 +65,8 @@ fn main() {
     let mut total = 0;
     for u in 0..200 {
         let x = als.user_vector(u);
-        let exact = |i: u32| {
-            marquee_models::dot(
-                &als.item_factors[i as usize * FACTORS..(i as usize + 1) * FACTORS],
-                x,
-            )
-        };
-        q.candidates(x, 10, &[], &mut scratch, &mut { exact }, &mut candidates);
+        let mut exact = exact_scorer(&als.item_factors, x);
+        q.candidates(x, 10, &[], &mut scratch, &mut exact, &mut candidates);
         total += candidates.len();
     }
     println!(

@@ -18,7 +18,7 @@ use std::hint::black_box;
 
 #[path = "setup.rs"]
 mod setup;
-use setup::{FACTORS, ITEMS, als_engine};
+use setup::{FACTORS, ITEMS, als_engine, exact_scorer};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -46,13 +46,8 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 let x = black_box(als.user_vector(17));
-                let exact = |i: u32| {
-                    marquee_models::dot(
-                        &als.item_factors[i as usize * FACTORS..(i as usize + 1) * FACTORS],
-                        x,
-                    )
-                };
-                quantized.candidates(x, 10, &[], &mut scratch, &mut { exact }, &mut candidates);
+                let mut exact = exact_scorer(&als.item_factors, x);
+                quantized.candidates(x, 10, &[], &mut scratch, &mut exact, &mut candidates);
                 black_box(&candidates);
             });
         },

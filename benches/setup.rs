@@ -65,3 +65,9 @@ pub fn als_engine(dir: &std::path::Path) -> (Engine, Als) {
     artifact.save(&path).unwrap();
     (Engine::open(&path, Vec::new()).unwrap(), als)
 }
+
+/// The exact score of item `i` (rows of `FACTORS` in `y`) for the user vector `x`, as the
+/// engine computes it for the rows the int8 pass leaves.
+pub fn exact_scorer<'a>(y: &'a [f32], x: &'a [f32]) -> impl FnMut(u32) -> f32 + 'a {
+    move |i| marquee_models::dot(&y[i as usize * FACTORS..][..FACTORS], x)
+}
