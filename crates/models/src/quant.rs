@@ -314,7 +314,9 @@ impl QuantizedFactors {
 
     /// The integer sum of every item (padded rows included) into `out`; the blocks of
     /// eight with a sum above a running threshold (initially `i32::MIN`: every block) go to
-    /// `sink(start, sums, above)`, which returns the threshold from then on.
+    /// `sink(start, sums, above)` in order, which returns the threshold from then on. (A
+    /// block may be handed over whose sums the threshold rose above a few blocks before;
+    /// the sink compares each sum itself.)
     fn pass(&self, p: &[u8], out: &mut [i32], sink: &mut impl FnMut(usize, [i32; 8], i32) -> i32) {
         #[cfg(target_arch = "x86_64")]
         if self.groups <= MAX_GROUPS
@@ -464,7 +466,7 @@ fn position(groups: usize, i: usize, j: usize) -> usize {
 /// The AVX2 pass: per block of eight items, per group of four factors, `vpmaddubsw` of the
 /// user's four factors (broadcast) with the group's 32 bytes and `vpmaddwd` against ones give
 /// each item's four products summed in its lane, on top of where the item's sum starts; the
-/// eight sums are stored and compared with the threshold in one go.
+/// sums of four blocks are stored and compared with the threshold in one go.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn pass_v3(
@@ -488,35 +490,12 @@ fn pass_v3(
     let (chunks, _) = pulp::as_arrays::<32, i8>(qf.levels());
     let (starts, _) = pulp::as_arrays::<8, i32>(&qf.start);
     let (outs, _) = pulp::as_arrays_mut::<8, i32>(out);
-    // Blocks with a sum above the threshold, handed to the sink QUEUE at a time: a branch
-    // per hit would be mispredicted and throw away the blocks in flight behind it. The slot
-    // is written every time and kept only when there is a hit.
-    const QUEUE: usize = 32;
-    let mut queue = [0_u32; QUEUE + 1];
-    let mut queued = 0;
-    // Until the sink has a threshold every block is a hit; handing those over one at a time
-    // lets the threshold rise after the first k items rather than after QUEUE blocks.
-    let mut flush_at = 1;
     let n_blocks = starts.len().min(outs.len()).min(chunks.len() / groups);
-    macro_rules! finish {
-        ($block:expr, $sums:expr) => {{
-            let block: usize = $block;
-            let sums: __m256i = $sums;
-            outs[block] = pulp::cast(sums);
-            let hits = avx2._mm256_cmpgt_epi32(sums, avx._mm256_set1_epi32(above));
-            queue[queued] = block as u32;
-            queued += usize::from(avx._mm256_movemask_ps(pulp::cast(hits)) != 0);
-            if queued == flush_at {
-                for &b in &queue[..queued] {
-                    above = sink(b as usize * 8, outs[b as usize], above);
-                }
-                queued = 0;
-                if above > i32::MIN {
-                    flush_at = QUEUE;
-                }
-            }
-        }};
-    }
+    // Eight bits per block: which of its sums are above the threshold.
+    let mask = |sums: __m256i, above: i32| {
+        let hits = avx2._mm256_cmpgt_epi32(sums, avx._mm256_set1_epi32(above));
+        avx._mm256_movemask_ps(pulp::cast(hits)) as u32
+    };
     // Four blocks at a time, group by group: each broadcast user group is loaded once for
     // four blocks (sixteen of them do not fit in the sixteen registers), and the four
     // blocks' chains of additions are independent.
@@ -555,8 +534,20 @@ fn pass_v3(
                 *acc = avx2._mm256_add_epi32(*acc, avx2._mm256_madd_epi16(t, ones));
             }
         }
-        for (b, acc) in acc.into_iter().enumerate() {
-            finish!(quad + b, acc);
+        // The four blocks' sums stored and compared in one go, and one branch for the four
+        // (rarely taken once the threshold is set): the sink is handed every block with a
+        // hit and keeps the sums above the threshold as it rises.
+        let mut hits = 0;
+        for (b, &acc) in acc.iter().enumerate() {
+            outs[quad + b] = pulp::cast(acc);
+            hits |= mask(acc, above) << (8 * b);
+        }
+        if hits != 0 {
+            for b in 0..QUAD {
+                if hits >> (8 * b) & 0xff != 0 {
+                    above = sink((quad + b) * 8, outs[quad + b], above);
+                }
+            }
         }
     }
     for block in whole..n_blocks {
@@ -573,10 +564,10 @@ fn pass_v3(
             let t = avx2._mm256_maddubs_epi16(user[groups - 1], pulp::cast(levels[groups - 1]));
             acc = avx2._mm256_add_epi32(acc, avx2._mm256_madd_epi16(t, ones));
         }
-        finish!(block, acc);
-    }
-    for &b in &queue[..queued] {
-        above = sink(b as usize * 8, outs[b as usize], above);
+        outs[block] = pulp::cast(acc);
+        if mask(acc, above) != 0 {
+            above = sink(block * 8, outs[block], above);
+        }
     }
 }
 
