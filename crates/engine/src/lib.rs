@@ -1065,8 +1065,6 @@ fn rank_two_pass(
     let q = state.model.quant.as_ref()?;
     let (factors, f) = state.model.artifact.model.item_factors()?;
     blocked_items(state, ask.seen, ask.filters, blocked);
-    blocked.sort_unstable();
-    blocked.dedup();
     let exact = |i: u32| marquee_models::dot(&factors[i as usize * f..(i as usize + 1) * f], x);
     q.candidates(x, ask.k, blocked, scratch, &mut { exact }, pairs)?;
     // Non-finite exact scores never answer (as in the one-pass top k).

@@ -78,6 +78,8 @@ pub struct QuantScratch {
     sums: Vec<i32>,
     best: Vec<i32>,
     near: Vec<(u32, i32)>,
+    /// One bit per item: left out of this request.
+    left_out: Vec<u64>,
 }
 
 impl QuantizedFactors {
@@ -216,7 +218,7 @@ impl QuantizedFactors {
     }
 
     /// Into `out` (cleared; `(item, exact score)`, in no order): every item not in `blocked`
-    /// (sorted ascending) that could be among the `k` best by exact score, scored by
+    /// (in any order) that could be among the `k` best by exact score, scored by
     /// `exact(item)`, so that the best `k` of `out` are the exact top k. `None` when `x` is
     /// not finite.
     ///
@@ -245,12 +247,21 @@ impl QuantizedFactors {
             sums,
             best,
             near,
+            left_out,
         } = scratch;
         let quantised = self.user(x, user)?;
         sums.resize(self.start.len(), 0);
         let k = k.max(1);
         let n = self.n;
-        let allowed = |i: usize| i < n && blocked.binary_search(&(i as u32)).is_err();
+        // A bit per item rather than a binary search per look: the looks come in the pass
+        // and the scan, where a chain of dependent loads holds up what follows.
+        left_out.clear();
+        left_out.resize(n.div_ceil(64), 0);
+        for &b in blocked.iter().filter(|&&b| (b as usize) < n) {
+            left_out[b as usize / 64] |= 1 << (b % 64);
+        }
+        let left_out = &*left_out;
+        let allowed = |i: usize| i < n && left_out[i / 64] >> (i % 64) & 1 == 0;
         best.clear();
         self.pass(user, sums, &mut |start, eight, mut above| {
             for (r, &s) in eight.iter().enumerate() {
@@ -751,7 +762,14 @@ mod tests {
                 calls += 1;
                 crate::dot(&y[i as usize * f..(i as usize + 1) * f], &x)
             };
-            qf.candidates(&x, k, &blocked, &mut scratch, &mut { score }, &mut out)
+            // The left-out items in any order, some twice, and ids past the catalog.
+            let mut given = blocked.clone();
+            if round % 2 == 1 {
+                given.reverse();
+                given.extend_from_slice(&blocked[..blocked.len() / 2]);
+                given.extend([n as u32, u32::MAX]);
+            }
+            qf.candidates(&x, k, &given, &mut scratch, &mut { score }, &mut out)
                 .unwrap();
             // Each row scored once, and what was scored is what comes back.
             assert_eq!(calls, out.len(), "round {round}");
