@@ -91,8 +91,8 @@ fn lane_floor<const G: usize>(scores: &[f32]) -> f32 {
 }
 
 /// Chunks read for the floor: a full pass over 10,000 scores cost more than the scan it
-/// saves in random order; 32 chunks spread out (the last among them) keep rising scores
-/// from being all inserted.
+/// saves in random order; four chunks spread out (the first and the last among them) keep
+/// rising scores from being all inserted.
 const SAMPLE: usize = 4;
 
 /// Every score of `scores` (indices from `first`) above `threshold` into `best`; returns the
