@@ -5,34 +5,60 @@
 #
 #   bash benches/load_test.sh                 # DURATION=15s CONNECTIONS=64 by default
 #
-# Prints wrk's summary (requests/s, latency percentiles) and the server's CPU time per
-# request for each route.
+# Prints wrk's summary (requests/s, latency percentiles), the server's CPU time and its
+# involuntary context switches per request for each route, and recommendations/s as a share
+# of healthz/s.
+#
+# wrk shares the two cores with the server. By default it runs under SCHED_BATCH
+# (`chrt -b 0`, sched(7): its wake-ups do not preempt the running server thread; it still
+# gets its fair share of the cores at the scheduler tick), so the run measures the server
+# rather than where a co-located client's wake-ups land: under the normal policy, every
+# response that wakes a wrk thread can preempt the server thread that wrote it in the middle
+# of its next request, about one recommendation in four (one health check in twenty-five),
+# which a client on another machine never does. LOADGEN_POLICY=other runs wrk under the
+# normal policy instead; benches/README.md has both.
 DURATION="${DURATION:-15s}"
 CONNECTIONS="${CONNECTIONS:-64}"
+LOADGEN_POLICY="${LOADGEN_POLICY:-batch}"
+case "$LOADGEN_POLICY" in
+    batch) LOADGEN=(chrt -b 0) ;;
+    other) LOADGEN=() ;;
+    *) echo "LOADGEN_POLICY must be batch or other, not '$LOADGEN_POLICY'" >&2; exit 2 ;;
+esac
 SERVE_ARGS=()
 source "$(dirname "$0")/serve_setup.sh"
+echo "== load generator: wrk under SCHED_${LOADGEN_POLICY^^} (LOADGEN_POLICY=$LOADGEN_POLICY)"
 
 events_lua 500
 
 # Server CPU per request: the server's user + system time (from /proc) over a wrk run,
 # divided by the requests wrk counted. wrk shares the cores, and the recommendations run pays
-# for its Lua request generator too, so this is the server's own cost per route.
+# for its Lua request generator too, so this is the server's own cost per route. Involuntary
+# context switches: summed over the server's threads, per request.
 server_cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
+involuntary() { cat /proc/"$SERVER"/task/*/status | awk '/^nonvoluntary_ctxt_switches/ {n += $2} END {print n}'; }
+declare -A RATE
 run() { # name, wrk arguments...
     local name=$1
     shift
     echo "== $name"
-    local before after out requests
+    local before after switched out requests
     before=$(server_cpu_ticks)
-    out=$(wrk "$@")
+    switched=$(involuntary)
+    out=$("${LOADGEN[@]}" wrk "$@")
     after=$(server_cpu_ticks)
+    switched=$(($(involuntary) - switched))
     echo "$out"
     requests=$(echo "$out" | awk '/requests in/ {print $1}')
-    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
-        'BEGIN { if (n > 0) printf "server CPU per request: %.1f µs\n", t / hz / n * 1e6 }'
+    RATE[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" -v s="$switched" \
+        'BEGIN { if (n > 0) printf "server CPU per request: %.1f µs; involuntary context switches per request: %.3f\n", t / hz / n * 1e6, s / n }'
 }
-run "GET /healthz" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/healthz"
-run "GET /v1/recommendations (300 users, k=10)" \
-    -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/recs.lua" "http://127.0.0.1:$PORT"
+HEALTHZ="GET /healthz"
+RECS="GET /v1/recommendations (300 users, k=10)"
+run "$HEALTHZ" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/healthz"
+run "$RECS" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/recs.lua" "http://127.0.0.1:$PORT"
 run "POST /v1/events (batches of 500; events/s = requests/s × 500)" \
     -t2 -c8 -d"$DURATION" --latency -s "$WORK/events.lua" "http://127.0.0.1:$PORT"
+awk -v h="${RATE[$HEALTHZ]}" -v r="${RATE[$RECS]}" \
+    'BEGIN { if (h > 0) printf "== recommendations/s are %.1f %% of healthz/s\n", 100 * r / h }'
