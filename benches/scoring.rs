@@ -2,7 +2,7 @@
 //! items × 64 factors (ALS), through the engine with its default filters (seen, hidden and
 //! out-of-stock items left out), its parts (the f32 scores alone, the int8 first pass alone
 //! and with its candidate selection, the top 10 of a score vector, in random order and
-//! rising), and a fold-in request (ALS with new events). Also the EASE scores of a 40-item
+//! rising, and of 400 scores as a demo-store answer), and a fold-in request (ALS with new events). Also the EASE scores of a 40-item
 //! history over 1,000 items, from the sparse neighbour lists and from the dense rows serving
 //! uses.
 //!
@@ -61,6 +61,27 @@ fn bench(c: &mut Criterion) {
     rising.sort_by(f32::total_cmp);
     c.bench_function("top-10 of 10k rising scores", |b| {
         b.iter(|| black_box(marquee_models::top_k(black_box(&rising), 10, &[])));
+    });
+    // The size of a demo-store answer: 400 scores, 45 of them (the user's items) left out
+    // by −∞ as the engine does; 25 different answers in turn, so that the branch predictor
+    // cannot learn one.
+    let small: Vec<Vec<f32>> = scores
+        .chunks_exact(400)
+        .enumerate()
+        .map(|(j, chunk)| {
+            let mut v = chunk.to_vec();
+            for s in v.iter_mut().skip(j % 9).step_by(9) {
+                *s = f32::NEG_INFINITY;
+            }
+            v
+        })
+        .collect();
+    let mut turn = 0;
+    c.bench_function("top-10 of 400 scores, 45 left out", |b| {
+        b.iter(|| {
+            turn = (turn + 1) % small.len();
+            black_box(marquee_models::top_k(black_box(&small[turn]), 10, &[]))
+        });
     });
     c.bench_function("als top-10, 10k items x 64 factors", |b| {
         b.iter(|| black_box(engine.recommend(Some("u17"), &[], 10, &filters).unwrap()));

@@ -178,6 +178,45 @@ mod tests {
             assert_eq!(sparse, fast, "weighted {weighted}");
         }
         assert!(graph.to_dense(29).is_none(), "over the size limit");
+        // A catalog of many SIMD vectors and a tail, a score filled with NaN beforehand: every
+        // element is the sum of its terms in history order, the same bits as adding one row at
+        // a time; a history item past the matrix adds nothing.
+        let n = 403;
+        let mut state = 17_u64;
+        let dense: Vec<f32> = (0..n * n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            })
+            .collect();
+        let items: Vec<u32> = (0..23)
+            .map(|k| (k * 37 % n) as u32)
+            .chain([n as u32 + 5])
+            .collect();
+        let values: Vec<f32> = (0..items.len()).map(|k| 0.25 + k as f32 / 7.0).collect();
+        let history = Row {
+            items: &items,
+            values: &values,
+        };
+        for weighted in [false, true] {
+            let mut want = vec![0.0_f32; n];
+            for (&i, &v) in items
+                .iter()
+                .zip(&values)
+                .filter(|(i, _)| (**i as usize) < n)
+            {
+                let w = if weighted { v } else { 1.0 };
+                for (o, r) in want
+                    .iter_mut()
+                    .zip(&dense[i as usize * n..(i as usize + 1) * n])
+                {
+                    *o += w * r;
+                }
+            }
+            let mut got = vec![f32::NAN; n];
+            ItemItem::score_dense(&dense, history, weighted, &mut got);
+            assert_eq!(got, want, "weighted {weighted}");
+        }
         let sparse_graph = ItemItem::from_lists(vec![vec![(1, 1.0)]; 30]);
         assert!(
             sparse_graph.to_dense(100).is_none(),
