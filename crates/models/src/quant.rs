@@ -635,17 +635,7 @@ fn pass_v3(
                 *acc = avx2._mm256_add_epi32(*acc, avx2._mm256_madd_epi16(t, ones));
             }
         }
-        // The four blocks' sums stored and compared in one go, and one branch for the four
-        // (rarely taken once the threshold is set): the sink is handed every block with a
-        // hit and keeps the sums above the threshold as it rises.
-        let mut hits = 0;
-        for (b, &acc) in acc.iter().enumerate() {
-            outs[quad + b] = pulp::cast(acc);
-            hits |= mask(acc, above) << (8 * b);
-        }
-        if hits != 0 {
-            above = hand_over(hits, quad, outs, above, sink);
-        }
+        above = finish_step(acc, quad, outs, above, mask, sink);
     }
     for block in whole..n_blocks {
         let levels = &chunks[block * groups..(block + 1) * groups];
@@ -674,19 +664,31 @@ fn pass_v3(
 /// additions are independent.
 const QUAD: usize = 4;
 
-/// Hands each of the blocks `first..first + QUAD` whose byte of `hits` (one bit per sum
-/// above `above`) is set to the sink, in order; returns the threshold from then on.
+/// The end of a step of the SIMD passes: the sums of blocks `first..first + QUAD` stored
+/// and compared with the threshold in one go (`mask`: one bit per sum above it), and one
+/// branch for them all, rarely taken once the threshold is set; then every block with a hit
+/// goes to the sink in order, which keeps the sums above the threshold as it rises. Returns
+/// the threshold from then on.
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn hand_over(
-    hits: u32,
+fn finish_step(
+    sums: [std::arch::x86_64::__m256i; QUAD],
     first: usize,
-    outs: &[[i32; 8]],
+    outs: &mut [[i32; 8]],
     mut above: i32,
+    mask: impl Fn(std::arch::x86_64::__m256i, i32) -> u32,
     sink: &mut impl FnMut(usize, [i32; 8], i32) -> i32,
 ) -> i32 {
-    for b in 0..QUAD {
-        if hits >> (8 * b) & 0xff != 0 {
-            above = sink((first + b) * 8, outs[first + b], above);
+    let mut hits = 0;
+    for (b, &sum) in sums.iter().enumerate() {
+        outs[first + b] = pulp::cast(sum);
+        hits |= mask(sum, above) << (8 * b);
+    }
+    if hits != 0 {
+        for b in 0..QUAD {
+            if hits >> (8 * b) & 0xff != 0 {
+                above = sink((first + b) * 8, outs[first + b], above);
+            }
         }
     }
     above
@@ -789,15 +791,8 @@ macro_rules! vnni_pass {
                         even[b] = $dot(even[b], user[g], pulp::cast(levels[b * groups + g]));
                     }
                 }
-                let mut hits = 0;
-                for b in 0..QUAD {
-                    let acc = _mm256_add_epi32(even[b], odd[b]);
-                    outs[quad + b] = pulp::cast(acc);
-                    hits |= mask(acc, above) << (8 * b);
-                }
-                if hits != 0 {
-                    above = hand_over(hits, quad, outs, above, sink);
-                }
+                let sums = std::array::from_fn(|b| _mm256_add_epi32(even[b], odd[b]));
+                above = finish_step(sums, quad, outs, above, mask, sink);
             }
             for block in whole..n_blocks {
                 let levels = &chunks[block * groups..(block + 1) * groups];
