@@ -2,9 +2,9 @@
 //! items × 64 factors (ALS), through the engine with its default filters (seen, hidden and
 //! out-of-stock items left out), its parts (the f32 scores alone, the int8 first pass alone
 //! and with its candidate selection, the top 10 of a score vector, in random order and
-//! rising, and of 400 scores as a demo-store answer), and a fold-in request (ALS with new events). Also the EASE scores of a 40-item
-//! history over 1,000 items, from the sparse neighbour lists and from the dense rows serving
-//! uses.
+//! rising, and of 400 scores as a demo-store answer), and a fold-in request (ALS with new
+//! events). Also the EASE scores of a 40-item history over 1,000 items, from the sparse
+//! neighbour lists and from the dense rows serving uses.
 //!
 //! ```sh
 //! cargo bench -p marquee-benches --bench scoring

@@ -48,6 +48,9 @@ pub struct QuantizedFactors {
     f: usize,
     /// Groups of four factors.
     groups: usize,
+    /// The fastest kernel this processor runs for them, chosen once here rather than per
+    /// request.
+    kernel: Kernel,
     /// The levels, starting at the first 64-byte boundary of the buffer (so no 32-byte
     /// load straddles two cache lines); see [`QuantizedFactors::levels`].
     q: Vec<i8>,
@@ -123,40 +126,29 @@ impl Kernel {
         }
     }
 
-    /// Every kernel this processor runs for `groups` groups of factors, fastest first.
-    #[cfg(test)]
-    fn available(groups: usize) -> Vec<Kernel> {
+    /// Every kernel this processor runs for `groups` groups of factors, fastest first (the
+    /// plain loop last, always).
+    fn available(groups: usize) -> impl Iterator<Item = Kernel> {
         #[cfg(target_arch = "x86_64")]
-        let all = if groups <= MAX_GROUPS {
-            vec![
-                Kernel::Avx512Vnni,
-                Kernel::AvxVnni,
-                Kernel::Avx2,
-                Kernel::Plain,
-            ]
+        let simd: &[Kernel] = if groups <= MAX_GROUPS {
+            &[Kernel::Avx512Vnni, Kernel::AvxVnni, Kernel::Avx2]
         } else {
-            vec![Kernel::Plain]
+            &[]
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let all = {
+        let simd: &[Kernel] = {
             let _ = groups;
-            vec![Kernel::Plain]
+            &[]
         };
-        all.into_iter().filter(|k| k.runs()).collect()
+        simd.iter()
+            .copied()
+            .filter(|k| k.runs())
+            .chain([Kernel::Plain])
     }
 
     /// The fastest kernel this processor runs for `groups` groups of factors.
     fn best(groups: usize) -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        if groups <= MAX_GROUPS {
-            for kernel in [Kernel::Avx512Vnni, Kernel::AvxVnni, Kernel::Avx2] {
-                if kernel.runs() {
-                    return kernel;
-                }
-            }
-        }
-        let _ = groups;
-        Kernel::Plain
+        Self::available(groups).next().unwrap_or(Kernel::Plain)
     }
 }
 
@@ -208,6 +200,7 @@ impl QuantizedFactors {
             n,
             f,
             groups,
+            kernel: Kernel::best(groups),
             q,
             len,
             scale: a,
@@ -405,10 +398,10 @@ impl QuantizedFactors {
     /// eight with a sum above a running threshold (initially `i32::MIN`: every block) go to
     /// `sink(start, sums, above)` in order, which returns the threshold from then on. (A
     /// block may be handed over whose sums the threshold rose above a few blocks before;
-    /// the sink compares each sum itself.) Computed by the fastest kernel this processor
-    /// has; every kernel gives the same integers.
+    /// the sink compares each sum itself.) Computed by the kernel chosen at quantisation;
+    /// every kernel gives the same integers.
     fn pass(&self, p: &[u8], out: &mut [i32], sink: &mut impl FnMut(usize, [i32; 8], i32) -> i32) {
-        self.pass_with(Kernel::best(self.groups), p, out, sink);
+        self.pass_with(self.kernel, p, out, sink);
     }
 
     /// [`QuantizedFactors::pass`] by the given kernel, which this processor must run.
@@ -901,8 +894,8 @@ mod tests {
             let mut p = Vec::new();
             qf.user(&x, &mut p).unwrap();
             let rows = qf.start.len();
-            let kernels = Kernel::available(qf.groups);
-            assert_eq!(kernels[0], Kernel::best(qf.groups));
+            let kernels: Vec<Kernel> = Kernel::available(qf.groups).collect();
+            assert_eq!(kernels[0], qf.kernel);
             assert_eq!(kernels.last(), Some(&Kernel::Plain));
             // Every block goes to the sink while the threshold stays at its start; with a
             // threshold from the sink, exactly the blocks with a sum above it.
