@@ -74,10 +74,11 @@ fn main() {
         total as f64 / 200.0
     );
     let filters = Filters::default();
+    let user = marquee_domain::UserId::new("u17").expect("a user id");
     let request = || {
         black_box(
             engine
-                .recommend(Some("u17"), &[], 10, &filters)
+                .recommend(Some(&user), &[], 10, &filters)
                 .expect("an answer"),
         );
     };

@@ -83,8 +83,9 @@ fn bench(c: &mut Criterion) {
             black_box(marquee_models::top_k(black_box(&small[turn]), 10, &[]))
         });
     });
+    let user = UserId::new("u17").unwrap();
     c.bench_function("als top-10, 10k items x 64 factors", |b| {
-        b.iter(|| black_box(engine.recommend(Some("u17"), &[], 10, &filters).unwrap()));
+        b.iter(|| black_box(engine.recommend(Some(&user), &[], 10, &filters).unwrap()));
     });
     let events: Vec<Event> = (0..5)
         .map(|k| Event {
@@ -101,7 +102,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             black_box(
                 engine
-                    .recommend(Some("u17"), &events, 10, &filters)
+                    .recommend(Some(&user), &events, 10, &filters)
                     .unwrap(),
             )
         });

@@ -14,7 +14,9 @@ PORT="${PORT:-18080}"
 command -v wrk > /dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 
 cargo build --quiet --bin data --bin train
-cargo build --quiet --release -p marquee-api --bin serve
+# SERVE_PROFILE=profiling builds the same code with line tables, for perf (benches/README.md).
+SERVE_PROFILE="${SERVE_PROFILE:-release}"
+cargo build --quiet --profile "$SERVE_PROFILE" -p marquee-api --bin serve
 WORK=$(mktemp -d)
 export DATABASE_URL="sqlite://$WORK/store.db"
 "$CARGO_TARGET_DIR/debug/data" import store notebooks-data/demo-store > /dev/null
@@ -29,7 +31,7 @@ if [ "${SECOND_VERSION:-0}" = 1 ]; then
 fi
 MODEL="$WORK/models/default"
 
-"$CARGO_TARGET_DIR/release/serve" --model "$MODEL" \
+"$CARGO_TARGET_DIR/$SERVE_PROFILE/serve" --model "$MODEL" \
     --storefront-addr "127.0.0.1:$PORT" --admin-addr "127.0.0.1:$((PORT + 1))" \
     "${SERVE_ARGS[@]}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
 SERVER=$!

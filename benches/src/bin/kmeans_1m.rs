@@ -6,7 +6,7 @@
 //! ```
 
 use marquee_domain::rng::SeededRng;
-use marquee_models::segments::{CustomerFeatures, cluster};
+use marquee_segments::{CustomerFeatures, cluster};
 use std::time::Instant;
 
 fn main() -> Result<(), String> {

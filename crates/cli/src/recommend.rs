@@ -1,9 +1,12 @@
 //! Batch recommendations from a saved model: `user,item,rank,score` rows for every requested
-//! user. Users the model has never seen get the items most users interacted with in its
-//! training data (what a storefront shows a newcomer).
+//! user, ranked by the serving engine, so batch and online answers apply the same filters
+//! (hidden and out-of-stock items of the store's catalog are left out) and the same cold
+//! start (users the model has never seen get what a storefront shows a newcomer: trending).
 
 use anyhow::{Context, Result};
-use marquee_models::{Artifact, Scorer, top_k};
+use marquee_domain::UserId;
+use marquee_engine::{Answer, Basis, Engine, Filters};
+use marquee_models::Artifact;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,65 +51,55 @@ pub fn read_user_file(path: &Path) -> Result<Vec<String>> {
 pub struct Written {
     pub users: usize,
     pub rows: usize,
-    /// Users not in the model, who got the most popular items.
+    /// Users not in the model, who got the cold-start answer (trending items).
     pub unknown_users: usize,
 }
 
-/// Writes `user,item,rank,score` for the users to `out` (ranks from 1, best first).
+/// Writes `user,item,rank,score` for the users to `out` (ranks from 1, best first). Every
+/// answer comes from the serving engine, as `GET /v1/recommendations` would give it with no
+/// events since training: hidden and out-of-stock items of `engine`'s catalog are left out,
+/// and users the model has not seen get the engine's cold start. `exclude_seen` leaves out
+/// the items each user already has.
 pub fn write_recommendations(
-    artifact: &Artifact,
+    engine: &Engine,
     users: &Users,
     k: usize,
     exclude_seen: bool,
     out: &mut dyn Write,
 ) -> Result<Written> {
-    let history = &artifact.history;
-    let rows: Vec<(String, Option<usize>)> = match users {
-        Users::All => history
-            .users
-            .ids()
-            .iter()
-            .enumerate()
-            .map(|(u, id)| (id.clone(), Some(u)))
-            .collect(),
-        Users::Listed(ids) => ids
-            .iter()
-            .map(|id| (id.clone(), history.users.get(id).map(|u| u as usize)))
-            .collect(),
+    let ids: Vec<String> = match users {
+        Users::All => engine.user_ids(),
+        Users::Listed(ids) => ids.clone(),
     };
-    let popular: Vec<f32> = history
-        .item_counts()
-        .into_iter()
-        .map(|c| c as f32)
-        .collect();
-    let fallback = top_k(&popular, k, &[]);
+    let filters = Filters {
+        include_seen: !exclude_seen,
+        ..Filters::default()
+    };
     let mut written = Written::default();
     let mut csv = csv::Writer::from_writer(out);
     csv.write_record(["user", "item", "rank", "score"])?;
-    for chunk in rows.chunks(4096) {
-        let lists: Vec<Vec<(u32, f32)>> = chunk
+    for chunk in ids.chunks(4096) {
+        let answers: Vec<Answer> = chunk
             .par_iter()
-            .map_init(
-                || vec![0f32; artifact.model.n_items()],
-                |scratch, (_, row)| match row {
-                    Some(u) if artifact.model.knows_user(*u) => {
-                        artifact.recommend(*u, k, exclude_seen, scratch)
-                    }
-                    _ => fallback.clone(),
-                },
-            )
-            .collect();
-        for ((id, row), list) in chunk.iter().zip(lists) {
+            .map(|id| {
+                let user = UserId::new(id.as_str())
+                    .with_context(|| format!("user id {id:?} in the user list"))?;
+                engine
+                    .recommend(Some(&user), &[], k, &filters)
+                    .with_context(|| format!("recommending for {id:?}"))
+            })
+            .collect::<Result<_>>()?;
+        for (id, answer) in chunk.iter().zip(answers) {
             written.users += 1;
-            if row.is_none() {
+            if answer.basis == Basis::ColdStart {
                 written.unknown_users += 1;
             }
-            for (rank, (item, score)) in list.into_iter().enumerate() {
+            for (rank, r) in answer.items.iter().enumerate() {
                 csv.write_record([
                     id.as_str(),
-                    history.items.id(item as usize),
+                    r.item.as_str(),
                     &(rank + 1).to_string(),
-                    &score.to_string(),
+                    &r.score.to_string(),
                 ])?;
                 written.rows += 1;
             }
@@ -119,7 +112,7 @@ pub fn write_recommendations(
 /// Writes the recommendations to `path` through a temporary file in the same folder that is
 /// renamed into place, so a failed run leaves no partial file.
 pub fn write_file(
-    artifact: &Artifact,
+    engine: &Engine,
     users: &Users,
     k: usize,
     exclude_seen: bool,
@@ -133,7 +126,7 @@ pub fn write_file(
         .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
     let written = {
         let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
-        let w = write_recommendations(artifact, users, k, exclude_seen, &mut buffered)?;
+        let w = write_recommendations(engine, users, k, exclude_seen, &mut buffered)?;
         buffered.flush()?;
         w
     };

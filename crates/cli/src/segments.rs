@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use marquee_models::Artifact;
-use marquee_models::segments::{CustomerFeatures, SEGMENTS, cluster, rfm_segment};
+use marquee_segments::{CustomerFeatures, SEGMENTS, cluster, rfm_segment};
 use marquee_store::{SegmentMember, SegmentRun, Store};
 use polars::prelude::*;
 use std::collections::HashMap;

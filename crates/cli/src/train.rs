@@ -98,12 +98,12 @@ pub async fn load(config: &TrainConfig, store: &StoreArgs) -> Result<TrainingDat
             format!("movielens:{shown}"),
         ),
         SourceKind::Interactions => from_bundle(
-            marquee_datasets::interactions::read(&path, EventKind::View)
+            marquee_tabular::interactions::read(&path, EventKind::View)
                 .with_context(|| read("interactions"))?,
             format!("interactions:{shown}"),
         ),
         SourceKind::OnlineRetail => from_bundle(
-            marquee_datasets::online_retail::read(&path).with_context(|| read("Online Retail"))?,
+            marquee_tabular::online_retail::read(&path).with_context(|| read("Online Retail"))?,
             format!("online-retail:{shown}"),
         ),
         SourceKind::Otto => from_bundle(
@@ -237,7 +237,7 @@ fn fit(
         Candidate::TwoTower(p) => bar(p.epochs as u64, what),
         _ => spinner(what.to_owned()),
     };
-    let fitted = candidate.fit_full(data, Some(features), |done, _| {
+    let fitted = marquee_neural::fit(candidate, data, Some(features), &mut |done, _| {
         sweeps.push(last.elapsed().as_secs_f64());
         last = Instant::now();
         progress.set_position(done as u64);
@@ -357,12 +357,19 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
         check_stop()?;
         let candidates = config.candidates(kind);
         let searching = bar(candidates.len() as u64, &format!("validating {kind}"));
-        let trials = validate_with(&validation, Some(&features), &candidates, config.k, |p| {
-            if let Progress::Trial(_) = p {
-                searching.inc(1);
-            }
-            !STOP.load(Ordering::Relaxed)
-        });
+        let trials = validate_with(
+            &validation,
+            Some(&features),
+            &candidates,
+            config.k,
+            &marquee_neural::fit,
+            |p| {
+                if let Progress::Trial(_) = p {
+                    searching.inc(1);
+                }
+                !STOP.load(Ordering::Relaxed)
+            },
+        );
         searching.finish_and_clear();
         check_stop()?;
         let trials = match trials {

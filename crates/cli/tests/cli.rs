@@ -128,7 +128,7 @@ fn online_retail_segments(env: &Env, file: &Path) {
 
     // The independent computation: per customer, valid (not cancelled/refunded) orders,
     // net amount with reversals subtracted, days since the latest valid order.
-    let bundle = marquee_datasets::online_retail::read(file).unwrap();
+    let bundle = marquee_tabular::online_retail::read(file).unwrap();
     let newest = bundle
         .orders
         .iter()
@@ -506,9 +506,10 @@ fn train(cwd: &Path, url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn recommend(args: &[&str]) -> Output {
+fn recommend(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_recommend"))
         .args(args)
+        .env("DATABASE_URL", url)
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
@@ -593,17 +594,20 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
 
     // Batch recommendations for everyone, without what they have seen.
     let recs = work.join("recs.csv");
-    let out = recommend(&[
-        "--model",
-        models.to_str().unwrap(),
-        "--users",
-        "all",
-        "--k",
-        "5",
-        "--exclude-seen",
-        "--out",
-        recs.to_str().unwrap(),
-    ]);
+    let out = recommend(
+        &env.url,
+        &[
+            "--model",
+            models.to_str().unwrap(),
+            "--users",
+            "all",
+            "--k",
+            "5",
+            "--exclude-seen",
+            "--out",
+            recs.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -624,18 +628,73 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
         );
     }
 
-    // A user list with a newcomer: they get the most popular items.
+    // Batch answers come from the serving engine: an item hidden in the store and one out of
+    // stock are left out, as the storefront API leaves them out.
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for row in &rows {
+        *counts.entry(row[1]).or_default() += 1;
+    }
+    let mut frequent: Vec<(&str, usize)> = counts.into_iter().collect();
+    frequent.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let (hidden, sold_out) = (frequent[0].0.to_owned(), frequent[1].0.to_owned());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = marquee_store::Store::open(&env.url).await.unwrap();
+        let ids = [
+            marquee_domain::ItemId::new(hidden.as_str()).unwrap(),
+            marquee_domain::ItemId::new(sold_out.as_str()).unwrap(),
+        ];
+        let mut items = store.items_by_ids(&ids).await.unwrap();
+        for item in &mut items {
+            if item.id.as_str() == hidden {
+                item.hidden = true;
+            } else {
+                item.in_stock = false;
+            }
+        }
+        store.upsert_items(&items).await.unwrap();
+    });
+    let out = recommend(
+        &env.url,
+        &[
+            "--model",
+            models.to_str().unwrap(),
+            "--k",
+            "5",
+            "--exclude-seen",
+            "--out",
+            recs.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&recs).unwrap();
+    assert_eq!(text.lines().count(), 1 + artifact.history.n_users() * 5);
+    for line in text.lines().skip(1) {
+        let item = line.split(',').nth(1).unwrap();
+        assert!(
+            item != hidden && item != sold_out,
+            "{line}: {hidden} is hidden, {sold_out} sold out"
+        );
+    }
+
+    // A user list with a newcomer: they get the cold start (trending items).
     let list = work.join("users.txt");
     let known = rows[0][0];
     std::fs::write(&list, format!("user_id\n{known}\nnew-visitor\n")).unwrap();
-    let out = recommend(&[
-        "--model",
-        dir.to_str().unwrap(),
-        "--users",
-        list.to_str().unwrap(),
-        "--k",
-        "3",
-    ]);
+    let out = recommend(
+        &env.url,
+        &[
+            "--model",
+            dir.to_str().unwrap(),
+            "--users",
+            list.to_str().unwrap(),
+            "--k",
+            "3",
+        ],
+    );
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1 + 2 * 3);
@@ -647,7 +706,7 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
     let mut bytes = std::fs::read(&tensors).unwrap();
     bytes[100] ^= 1;
     std::fs::write(&tensors, bytes).unwrap();
-    let out = recommend(&["--model", dir.to_str().unwrap()]);
+    let out = recommend(&env.url, &["--model", dir.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -717,17 +776,20 @@ fn neural_models_train_with_loss_curves_into_the_same_artifact_format() {
     assert!(report.contains("two_tower: training loss") && report.contains("bpr: training loss"));
     // The saved tower serves batch recommendations like any model.
     let recs = work.join("recs.csv");
-    let out = recommend(&[
-        "--model",
-        models.to_str().unwrap(),
-        "--users",
-        "all",
-        "--k",
-        "4",
-        "--exclude-seen",
-        "--out",
-        recs.to_str().unwrap(),
-    ]);
+    let out = recommend(
+        &env.url,
+        &[
+            "--model",
+            models.to_str().unwrap(),
+            "--users",
+            "all",
+            "--k",
+            "4",
+            "--exclude-seen",
+            "--out",
+            recs.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -45,14 +45,14 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.to_owned(),
             source,
         }
     }
 
-    pub(crate) fn malformed(
+    pub fn malformed(
         path: &Path,
         location: Location,
         field: impl Into<String>,
@@ -66,7 +66,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn unsupported(path: &Path, message: impl Into<String>) -> Self {
+    pub fn unsupported(path: &Path, message: impl Into<String>) -> Self {
         Self::Unsupported {
             path: path.to_owned(),
             message: message.into(),
@@ -74,7 +74,7 @@ impl Error {
     }
 
     /// A CSV-level error (bad quoting, wrong number of fields, invalid UTF-8) with its line.
-    pub(crate) fn csv(path: &Path, err: &csv::Error) -> Self {
+    pub fn csv(path: &Path, err: &csv::Error) -> Self {
         let line = err
             .position()
             .map_or(Location::File, |p| Location::Line(p.line()));
@@ -89,11 +89,6 @@ impl Error {
             _ => err.to_string(),
         };
         Self::malformed(path, line, "record", message)
-    }
-
-    #[cfg(feature = "polars")]
-    pub(crate) fn polars(path: &Path, err: &polars::error::PolarsError) -> Self {
-        Self::unsupported(path, err.to_string())
     }
 }
 

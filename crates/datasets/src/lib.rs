@@ -7,9 +7,10 @@
 //! transaction.
 //!
 //! Formats: MovieLens (`ratings.csv`/`movies.csv`, `u.data`/`u.item`, `ratings.dat`/
-//! `movies.dat`), UCI Online Retail (Parquet or CSV), OTTO sessions (jsonl or flattened CSV),
-//! generic interactions (`user,item[,rating][,timestamp]` as CSV or Parquet), and this
-//! project's own store folder (one CSV per table, see `notebooks-data/README.md`).
+//! `movies.dat`), OTTO sessions (jsonl or flattened CSV), and this project's own store folder
+//! (one CSV per table, see `notebooks-data/README.md`). The readers of files that need Polars
+//! (generic interactions and UCI Online Retail, CSV or Parquet) are in `marquee-tabular`, so
+//! that this crate, which `serve` uses to seed an empty store, links no Polars.
 //!
 //! Threading: all functions are synchronous and single-threaded; run them on a blocking
 //! thread from async code. Event ids are derived from the source rows, so importing the same
@@ -17,14 +18,10 @@
 
 mod error;
 pub mod generator;
-#[cfg(feature = "polars")]
-pub mod interactions;
 pub mod movielens;
-#[cfg(feature = "polars")]
-pub mod online_retail;
 pub mod otto;
 pub mod store_dir;
-mod text;
+pub mod text;
 
 pub use error::{Error, Location, Result};
 pub use marquee_domain::rng;

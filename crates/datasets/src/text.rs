@@ -1,4 +1,5 @@
-//! Shared helpers for text sources: encodings, timestamps, CSV headers.
+//! Shared helpers for text sources: encodings, timestamps, CSV headers. Public for the
+//! Polars-backed readers of `marquee-tabular`, which report errors the same way.
 
 use crate::{Error, Location, Result};
 use chrono::{DateTime, Utc};
@@ -7,7 +8,7 @@ use std::path::Path;
 
 /// Reads a whole file as text: UTF-8 when it is valid UTF-8, otherwise Latin-1 (the older
 /// MovieLens releases are Latin-1).
-pub(crate) fn read_text(path: &Path) -> Result<String> {
+pub fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     Ok(match String::from_utf8(bytes) {
         Ok(s) => s,
@@ -17,7 +18,7 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
 
 /// Unix seconds to a timestamp; values above 10^11 are taken as milliseconds (no data set
 /// has seconds that far in the future, and OTTO writes milliseconds).
-pub(crate) fn unix_to_ts(value: i64) -> Option<Timestamp> {
+pub fn unix_to_ts(value: i64) -> Option<Timestamp> {
     if value.unsigned_abs() >= 100_000_000_000 {
         DateTime::<Utc>::from_timestamp_millis(value)
     } else {
@@ -28,8 +29,7 @@ pub(crate) fn unix_to_ts(value: i64) -> Option<Timestamp> {
 /// Parses a timestamp written as unix seconds (or milliseconds), RFC 3339, `YYYY-MM-DD
 /// HH:MM[:SS]`, or the Online Retail spreadsheet form `M/D/YYYY H:MM`. Times without a zone
 /// are UTC.
-#[cfg(feature = "polars")]
-pub(crate) fn parse_timestamp(text: &str) -> Option<Timestamp> {
+pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     use chrono::{NaiveDateTime, TimeZone};
     let text = text.trim();
     if let Ok(n) = text.parse::<i64>() {
@@ -62,18 +62,14 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<Timestamp> {
 }
 
 /// Finds the index of the first header that matches one of `names` (case-insensitive).
-pub(crate) fn column(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
+pub fn column(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
     headers
         .iter()
         .position(|h| names.iter().any(|n| h.trim().eq_ignore_ascii_case(n)))
 }
 
 /// Like [`column`] but a missing column is an error naming what was expected.
-pub(crate) fn required_column(
-    path: &Path,
-    headers: &csv::StringRecord,
-    names: &[&str],
-) -> Result<usize> {
+pub fn required_column(path: &Path, headers: &csv::StringRecord, names: &[&str]) -> Result<usize> {
     column(headers, names).ok_or_else(|| {
         Error::malformed(
             path,
@@ -89,7 +85,7 @@ pub(crate) fn required_column(
 }
 
 /// The 1-based line a CSV record starts on.
-pub(crate) fn line_of(record: &csv::StringRecord) -> Location {
+pub fn line_of(record: &csv::StringRecord) -> Location {
     record
         .position()
         .map_or(Location::File, |p| Location::Line(p.line()))
@@ -97,7 +93,7 @@ pub(crate) fn line_of(record: &csv::StringRecord) -> Location {
 
 /// A CSV reader with headers that keeps going on records of unequal length only to report
 /// them with their line.
-pub(crate) fn csv_reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>> {
+pub fn csv_reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::fs::File>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     Ok(csv::ReaderBuilder::new()
         .delimiter(delimiter)
@@ -107,14 +103,14 @@ pub(crate) fn csv_reader(path: &Path, delimiter: u8) -> Result<csv::Reader<std::
 }
 
 /// The file name's extension in lower case ("" when there is none).
-pub(crate) fn extension(path: &std::path::Path) -> String {
+pub fn extension(path: &std::path::Path) -> String {
     path.extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase()
 }
 
-#[cfg(all(test, feature = "polars"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

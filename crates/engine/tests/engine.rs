@@ -14,6 +14,14 @@ use std::path::{Path, PathBuf};
 
 const DAY: i64 = 86_400_000;
 
+fn uid(id: &str) -> marquee_domain::UserId {
+    marquee_domain::UserId::new(id).unwrap()
+}
+
+fn iid(id: &str) -> marquee_domain::ItemId {
+    marquee_domain::ItemId::new(id).unwrap()
+}
+
 fn t0() -> Timestamp {
     Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
 }
@@ -75,9 +83,8 @@ fn features(x: &Interactions, buckets: u32) -> Vec<FeatureList> {
 fn save(root: &Path, version: &str, candidate: Candidate) -> PathBuf {
     let x = data();
     let features = features(&x, TwoTowerParams::default().buckets);
-    let (model, _) = candidate
-        .fit_full(&x, Some(&features), |_, _| true)
-        .unwrap();
+    let (model, _) =
+        marquee_neural::fit(&candidate, &x, Some(&features), &mut |_, _| true).unwrap();
     let mut artifact = Artifact::new(
         "shop",
         version,
@@ -179,7 +186,7 @@ fn recommendations_respect_history_filters_and_the_catalog() {
                 .map(|&i| history.items.id(i as usize))
                 .collect();
             let a = engine
-                .recommend(Some(user), &[], 5, &Filters::default())
+                .recommend(Some(&uid(user)), &[], 5, &Filters::default())
                 .unwrap();
             assert_eq!(a.basis, Basis::Personal);
             assert_eq!(a.model_version, version);
@@ -207,10 +214,12 @@ fn recommendations_respect_history_filters_and_the_catalog() {
             let b_only = Filters {
                 category: Some("B".into()),
                 max_price: Some(500),
-                exclude: vec!["b0".into()],
+                exclude: vec![iid("b0")],
                 ..Filters::default()
             };
-            let a = engine.recommend(Some(user), &[], 10, &b_only).unwrap();
+            let a = engine
+                .recommend(Some(&uid(user)), &[], 10, &b_only)
+                .unwrap();
             for item in ids(&a) {
                 let n: i64 = item[1..].parse().unwrap();
                 assert!(item.starts_with('b') && (n + 1) * 100 <= 500 && item != "b0");
@@ -221,7 +230,7 @@ fn recommendations_respect_history_filters_and_the_catalog() {
                 include_out_of_stock: true,
                 ..Filters::default()
             };
-            let a = engine.recommend(Some(user), &[], 20, &all).unwrap();
+            let a = engine.recommend(Some(&uid(user)), &[], 20, &all).unwrap();
             assert_eq!(a.items.len(), 19, "everything but the hidden item");
             assert!(!ids(&a).contains(&"a1"));
         }
@@ -232,18 +241,18 @@ fn recommendations_respect_history_filters_and_the_catalog() {
         };
         assert!(
             engine
-                .recommend(Some("u0"), &[], 5, &none)
+                .recommend(Some(&uid("u0")), &[], 5, &none)
                 .unwrap()
                 .items
                 .is_empty()
         );
         assert!(matches!(
-            engine.recommend(Some("u0"), &[], 0, &Filters::default()),
+            engine.recommend(Some(&uid("u0")), &[], 0, &Filters::default()),
             Err(Error::BadK(0))
         ));
         assert!(
             engine
-                .recommend(Some("u0"), &[], 1_000_000_000, &Filters::default())
+                .recommend(Some(&uid("u0")), &[], 1_000_000_000, &Filters::default())
                 .is_err()
         );
     }
@@ -262,7 +271,7 @@ fn new_events_change_the_next_answer_and_strangers_get_trending() {
         let engine = Engine::open(&dir, catalog()).unwrap();
         // A stranger: cold start.
         let cold = engine
-            .recommend(Some("newcomer"), &[], 5, &Filters::default())
+            .recommend(Some(&uid("newcomer")), &[], 5, &Filters::default())
             .unwrap();
         assert_eq!(cold.basis, Basis::ColdStart);
         assert_eq!(cold.items.len(), 5);
@@ -273,7 +282,7 @@ fn new_events_change_the_next_answer_and_strangers_get_trending() {
             event("newcomer", "b4", EventKind::AddToCart, after + 1),
         ];
         let warm = engine
-            .recommend(Some("newcomer"), &events, 5, &Filters::default())
+            .recommend(Some(&uid("newcomer")), &events, 5, &Filters::default())
             .unwrap();
         assert_eq!(warm.basis, Basis::Personal);
         let top = ids(&warm);
@@ -294,12 +303,12 @@ fn new_events_change_the_next_answer_and_strangers_get_trending() {
         // An a-user who now buys b items drifts towards b; events older than the training
         // data are already in the model and change nothing.
         let base = engine
-            .recommend(Some("u0"), &[], 5, &Filters::default())
+            .recommend(Some(&uid("u0")), &[], 5, &Filters::default())
             .unwrap();
         let old = vec![event("u0", "b5", EventKind::Purchase, -10)];
         assert_eq!(
             engine
-                .recommend(Some("u0"), &old, 5, &Filters::default())
+                .recommend(Some(&uid("u0")), &old, 5, &Filters::default())
                 .unwrap(),
             base
         );
@@ -307,7 +316,7 @@ fn new_events_change_the_next_answer_and_strangers_get_trending() {
             .map(|k| event("u0", &format!("b{k}"), EventKind::Purchase, after + k))
             .collect();
         let moved = engine
-            .recommend(Some("u0"), &drift, 5, &Filters::default())
+            .recommend(Some(&uid("u0")), &drift, 5, &Filters::default())
             .unwrap();
         assert_ne!(moved, base, "{version}");
         assert!(
@@ -323,7 +332,7 @@ fn similar_items_sessions_and_home_rows() {
     let root = tempfile::tempdir().unwrap();
     let dir = save(root.path(), "v1", ease());
     let engine = Engine::open(&dir, catalog()).unwrap();
-    let similar = engine.similar("b3", 5, &Filters::default()).unwrap();
+    let similar = engine.similar(&iid("b3"), 5, &Filters::default()).unwrap();
     assert_eq!(similar.basis, Basis::Similar);
     assert!(!similar.items.is_empty());
     assert!(
@@ -332,13 +341,13 @@ fn similar_items_sessions_and_home_rows() {
             .all(|i| i.starts_with('b') && *i != "b3")
     );
     assert!(matches!(
-        engine.similar("nope", 5, &Filters::default()),
+        engine.similar(&iid("nope"), 5, &Filters::default()),
         Err(Error::UnknownItem(_))
     ));
 
     let session = engine
         .session(
-            &["a3".into(), "a4".into(), "unknown".into()],
+            &[iid("a3"), iid("a4"), iid("unknown")],
             4,
             &Filters::default(),
         )
@@ -362,7 +371,7 @@ fn similar_items_sessions_and_home_rows() {
         later,
     ));
     engine.set_catalog(shelf);
-    let rows = engine.home(Some("u0"), &[], 4).unwrap();
+    let rows = engine.home(Some(&uid("u0")), &[], 4).unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r.id).collect();
     assert_eq!(
         names,
@@ -414,7 +423,7 @@ fn hot_swap_keeps_serving_and_a_bad_model_is_refused() {
                 let mut answered = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let a = engine
-                        .recommend(Some("u3"), &[], 5, &Filters::default())
+                        .recommend(Some(&uid("u3")), &[], 5, &Filters::default())
                         .unwrap();
                     assert!(a.model_version == "v1" || a.model_version == "v2");
                     assert_eq!(a.items.len(), 5);
@@ -452,7 +461,7 @@ fn hot_swap_keeps_serving_and_a_bad_model_is_refused() {
     }
     engine.set_catalog(items);
     let a = engine
-        .recommend(Some("u1"), &[], 20, &Filters::default())
+        .recommend(Some(&uid("u1")), &[], 20, &Filters::default())
         .unwrap();
     assert!(ids(&a).iter().all(|i| i.starts_with('a')));
     assert!(ids(&a).contains(&"a1"));
@@ -516,7 +525,7 @@ fn activations_are_recorded_and_followed_and_faults_keep_the_served_model() {
     drop(root);
     assert_eq!(b.follow_active().unwrap(), None);
     let answer = b
-        .recommend(Some("u3"), &[], 5, &Filters::default())
+        .recommend(Some(&uid("u3")), &[], 5, &Filters::default())
         .unwrap();
     assert_eq!(
         (answer.model_version.as_str(), answer.items.len()),
@@ -628,7 +637,9 @@ fn large_als_catalogs_answer_the_exact_top_k() {
                 .collect();
             exact.sort_by(|a, b| b.0.total_cmp(&a.0));
             let want: Vec<&str> = exact[..k].iter().map(|(_, id)| id.as_str()).collect();
-            let got = engine.recommend(Some(&user), &[], k, &filters).unwrap();
+            let got = engine
+                .recommend(Some(&uid(&user)), &[], k, &filters)
+                .unwrap();
             assert_eq!(ids(&got), want, "{user} {filters:?}");
         }
     }
@@ -657,7 +668,7 @@ fn the_two_tower_model_places_new_catalog_items_by_their_features() {
     let engine = Engine::open(&dir, catalog()).unwrap();
     let all = Filters::default();
     // Before the items are in the catalog, nobody gets them.
-    let before = engine.recommend(Some("u0"), &[], 30, &all).unwrap();
+    let before = engine.recommend(Some(&uid("u0")), &[], 30, &all).unwrap();
     assert!(!ids(&before).iter().any(|i| i.contains("new")));
     // Added through the catalog (as the admin API does): placed by their features at once.
     engine.set_catalog(items);
@@ -667,7 +678,7 @@ fn the_two_tower_model_places_new_catalog_items_by_their_features() {
         } else {
             'b'
         };
-        let answer = engine.recommend(Some(user), &[], 30, &all).unwrap();
+        let answer = engine.recommend(Some(&uid(user)), &[], 30, &all).unwrap();
         let top = ids(&answer);
         let own = format!("{group}-new");
         let other = if group == 'a' { "b-new" } else { "a-new" };
@@ -688,19 +699,28 @@ fn the_two_tower_model_places_new_catalog_items_by_their_features() {
         category: Some("B".into()),
         ..Filters::default()
     };
-    let b = engine.recommend(Some("u0"), &[], 30, &only_b).unwrap();
+    let b = engine
+        .recommend(Some(&uid("u0")), &[], 30, &only_b)
+        .unwrap();
     assert!(ids(&b).iter().all(|i| i.starts_with('b')), "{:?}", ids(&b));
     let excluded = Filters {
-        exclude: vec!["a-new".into()],
+        exclude: vec![iid("a-new")],
         ..Filters::default()
     };
-    assert!(!ids(&engine.recommend(Some("u0"), &[], 30, &excluded).unwrap()).contains(&"a-new"));
+    assert!(
+        !ids(&engine
+            .recommend(Some(&uid("u0")), &[], 30, &excluded)
+            .unwrap())
+        .contains(&"a-new")
+    );
     let viewed = [event("u0", "a-new", EventKind::View, 100)];
-    let after = engine.recommend(Some("u0"), &viewed, 30, &all).unwrap();
+    let after = engine
+        .recommend(Some(&uid("u0")), &viewed, 30, &all)
+        .unwrap();
     assert!(!ids(&after).contains(&"a-new"));
     // A model without content features (ALS) leaves unknown items to the "New in" row.
     let als_dir = save(root.path(), "v-als", als());
     engine.swap(&als_dir).unwrap();
-    let answer = engine.recommend(Some("u0"), &[], 30, &all).unwrap();
+    let answer = engine.recommend(Some(&uid("u0")), &[], 30, &all).unwrap();
     assert!(!ids(&answer).iter().any(|i| i.contains("new")));
 }

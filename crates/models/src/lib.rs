@@ -9,14 +9,17 @@
 //!   solver), [`Ease`] (Steck 2019, dense solve with faer), [`ItemKnn`] (cosine). Every model
 //!   implements [`Scorer`].
 //! - [`Bpr`] (pairwise matrix factorisation) and [`TwoTower`] (user tower over recent items,
-//!   item tower over id and content [`features`], so new items get vectors), trained with burn
-//!   in [`neural`] (feature `neural`) and stored as plain vectors: serving needs no burn.
+//!   item tower over id and content [`features`], so new items get vectors): their plain-Rust
+//!   scoring and artifacts. They are trained with burn in the `marquee-neural` crate, which
+//!   this one does not link, so the server never compiles burn.
 //!
 //! - [`artifact`]: a fitted model on disk (manifest.json, safetensors, id maps, checksums).
 //! - [`cold`]: cold-start evaluation on items held out of training entirely.
 //! - [`search`]: grid search on a validation split cut from training (never the test split).
 //!
-//! This crate knows nothing of storage, HTTP or Polars. Threading: fitting and evaluation use
+//! This crate knows nothing of storage, HTTP, Polars, burn or linfa, and has no optional
+//! features: cargo unifies features across a workspace build, so a heavy feature here would
+//! reach `serve`. Threading: fitting and evaluation use
 //! rayon's global pool; fitted models are immutable and `Send + Sync`.
 
 mod als;
@@ -28,13 +31,9 @@ mod item_item;
 mod knn;
 mod matrix;
 pub mod metrics;
-#[cfg(feature = "neural")]
-pub mod neural;
 mod popularity;
 mod quant;
 pub mod search;
-#[cfg(feature = "segments")]
-pub mod segments;
 pub mod split;
 mod topk;
 mod towers;

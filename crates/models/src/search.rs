@@ -19,67 +19,34 @@ pub enum Candidate {
     Als(AlsParams),
     Ease(EaseParams),
     ItemKnn(ItemKnnParams),
-    /// Needs the `neural` feature to be fitted.
+    /// Fitted by `marquee_neural` (burn).
     Bpr(BprParams),
-    /// Needs the `neural` feature and the items' content features to be fitted.
+    /// Fitted by `marquee_neural` (burn), with the items' content features.
     TwoTower(TwoTowerParams),
 }
 
 impl Candidate {
     /// Fits the candidate on `train`; `on_iteration(done, total)` is called after every ALS
-    /// sweep and may return false to stop early.
+    /// sweep and may return false to stop early. BPR and the two-tower model are trained with
+    /// burn, which this crate does not link: `marquee_neural::fit` fits every candidate.
     pub fn fit_with(
         &self,
         train: &Interactions,
-        on_iteration: impl FnMut(usize, usize) -> bool,
-    ) -> Result<Model> {
-        self.fit_full(train, None, on_iteration).map(|(m, _)| m)
-    }
-
-    /// Fits the candidate on `train` with the items' content features (the two-tower model
-    /// needs them; `features[i]` belongs to item `i` of `train`). `on_iteration(done, total)`
-    /// is called after every ALS sweep or neural epoch and may return false to stop early.
-    /// Also returns the training loss of every epoch of a neural model (empty otherwise).
-    pub fn fit_full(
-        &self,
-        train: &Interactions,
-        features: Option<&[FeatureList]>,
         mut on_iteration: impl FnMut(usize, usize) -> bool,
-    ) -> Result<(Model, Vec<f32>)> {
-        #[cfg(not(feature = "neural"))]
-        let _ = features;
-        let model = match *self {
+    ) -> Result<Model> {
+        Ok(match *self {
             Self::Popularity => Model::Popularity(Popularity::fit(train)),
             Self::Trending(p) => Model::Trending(Trending::fit(train, p)?),
             Self::Als(p) => Model::Als(Als::fit(train, p, &mut on_iteration)?),
             Self::Ease(p) => Model::Ease(Ease::fit(train, p)?),
             Self::ItemKnn(p) => Model::ItemKnn(ItemKnn::fit(train, p)?),
-            #[cfg(feature = "neural")]
-            Self::Bpr(p) => {
-                let (m, curve) =
-                    crate::neural::fit_bpr(train, p, |e| on_iteration(e.epoch, p.epochs))?;
-                return Ok((Model::Bpr(m), curve.iter().map(|e| e.loss).collect()));
-            }
-            #[cfg(feature = "neural")]
-            Self::TwoTower(p) => {
-                let features = features.ok_or_else(|| Error::Parameter {
-                    name: "features",
-                    message: "the two-tower model needs the items' content features".into(),
-                })?;
-                let (m, curve) = crate::neural::fit_two_tower(train, features, p, |e| {
-                    on_iteration(e.epoch, p.epochs)
-                })?;
-                return Ok((Model::TwoTower(m), curve.iter().map(|e| e.loss).collect()));
-            }
-            #[cfg(not(feature = "neural"))]
             Self::Bpr(_) | Self::TwoTower(_) => {
                 return Err(Error::Unsupported(format!(
-                    "{} is trained with burn: build with the `neural` feature of marquee-models",
+                    "{} is trained with burn: fit it with marquee_neural::fit (the `train` binary does)",
                     self.kind()
                 )));
             }
-        };
-        Ok((model, Vec::new()))
+        })
     }
 
     /// Fits the candidate on `train`.
@@ -118,6 +85,28 @@ pub enum Progress<'a> {
     Trial(&'a Trial),
 }
 
+/// How a candidate is fitted: `(candidate, train, content features, on_iteration)` to the
+/// model and its per-epoch training loss (empty for models without epochs).
+/// [`plain_fit`] fits the models of this crate; `marquee_neural::fit` fits every candidate.
+pub type Fit<'a> = dyn Fn(
+        &Candidate,
+        &Interactions,
+        Option<&[FeatureList]>,
+        &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<(Model, Vec<f32>)>
+    + Sync
+    + 'a;
+
+/// Fits the models of this crate (every candidate but BPR and the two-tower model).
+pub fn plain_fit(
+    candidate: &Candidate,
+    train: &Interactions,
+    _features: Option<&[FeatureList]>,
+    on_iteration: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<(Model, Vec<f32>)> {
+    Ok((candidate.fit_with(train, on_iteration)?, Vec::new()))
+}
+
 /// Fits each candidate on `split.train` and scores it on `split.test` (a validation split cut
 /// from training), best validation nDCG@k first. `keep_going` hears of every step; returning
 /// false stops the search, which then returns [`Error::Interrupted`].
@@ -127,21 +116,23 @@ pub fn validate(
     k: usize,
     keep_going: impl FnMut(Progress<'_>) -> bool,
 ) -> Result<Vec<Trial>> {
-    validate_with(split, None, candidates, k, keep_going)
+    validate_with(split, None, candidates, k, &plain_fit, keep_going)
 }
 
-/// [`validate`] with the items' content features, for the two-tower model.
+/// [`validate`] with a fitting function of the caller's (`marquee_neural::fit` for the burn
+/// models) and the items' content features, for the two-tower model.
 pub fn validate_with(
     split: &Split,
     features: Option<&[FeatureList]>,
     candidates: &[Candidate],
     k: usize,
+    fit: &Fit<'_>,
     mut keep_going: impl FnMut(Progress<'_>) -> bool,
 ) -> Result<Vec<Trial>> {
     let mut trials = Vec::with_capacity(candidates.len());
     for candidate in candidates {
         let mut stopped = false;
-        let (model, _) = candidate.fit_full(&split.train, features, |done, total| {
+        let (model, _) = fit(candidate, &split.train, features, &mut |done, total| {
             stopped = !keep_going(Progress::Iteration { done, total });
             !stopped
         })?;

@@ -1,4 +1,4 @@
-//! The fitted forms of the models trained with burn (feature `neural`), as plain vectors:
+//! The fitted forms of the models trained with burn (crate `marquee-neural`), as plain vectors:
 //! serving and evaluation use these and never burn.
 //!
 //! - [`Bpr`]: matrix factorisation trained with the BPR pairwise loss (Rendle et al. 2009).

@@ -16,6 +16,7 @@
 
 mod keys;
 pub mod kpis;
+mod orders;
 mod postgres;
 mod segments;
 mod sql;
@@ -28,6 +29,7 @@ use marquee_domain::{
 };
 
 pub use keys::{ApiKeyRole, NewApiKey};
+pub use orders::{LineRequest, OrderRefused, OrderRequest, Placed};
 pub use segments::{SegmentMember, SegmentRun};
 
 /// `url` with its password (if any) replaced by `***`, for messages and logs.
@@ -64,6 +66,9 @@ pub enum Error {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An order the store would not place ([`Store::place_order`]).
+    #[error("{0}")]
+    OrderRefused(OrderRefused),
 }
 
 impl Error {

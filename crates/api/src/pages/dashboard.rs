@@ -12,7 +12,7 @@ use super::svg::{Group, bars};
 use super::{
     cookie, encode, error_page, is_https, layout, money, page, same_origin, see_other, set_cookie,
 };
-use crate::admin::ExportQuery;
+use crate::admin::segments::ExportQuery;
 use crate::{ApiError, AppState};
 use axum::Form;
 use axum::Router;
@@ -232,37 +232,23 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
 async fn overview_body(state: &AppState) -> Result<Markup, ApiError> {
     let store = &state.store;
     let now = Utc::now();
-    let this_month = DateRange::new(Some(month_start(now, 0)), None).map_err(ApiError::internal)?;
-    let last_month = DateRange::new(Some(month_start(now, 1)), Some(month_start(now, 0)))
-        .map_err(ApiError::internal)?;
+    let this_month = DateRange::new(Some(month_start(now, 0)), None)?;
+    let last_month = DateRange::new(Some(month_start(now, 1)), Some(month_start(now, 0)))?;
     let sum = |rows: &[marquee_store::kpis::RevenueRow]| {
         (
             rows.iter().map(|r| r.revenue_minor).sum::<i64>(),
             rows.iter().map(|r| r.orders).sum::<u64>(),
         )
     };
-    let (rev_this, orders_this) = sum(&store
-        .revenue_by_period(Period::Month, this_month)
-        .await
-        .map_err(ApiError::internal)?);
-    let (rev_last, orders_last) = sum(&store
-        .revenue_by_period(Period::Month, last_month)
-        .await
-        .map_err(ApiError::internal)?);
+    let (rev_this, orders_this) = sum(&store.revenue_by_period(Period::Month, this_month).await?);
+    let (rev_last, orders_last) = sum(&store.revenue_by_period(Period::Month, last_month).await?);
     let by_month = store
         .revenue_by_period(Period::Month, DateRange::default())
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
     let all = DateRange::default();
-    let top = store
-        .top_products(all, RankBy::Revenue, 10)
-        .await
-        .map_err(ApiError::internal)?;
-    let funnel = store.funnel(all).await.map_err(ApiError::internal)?;
-    let recent = store
-        .recent_orders(None, 0, 10)
-        .await
-        .map_err(ApiError::internal)?;
+    let top = store.top_products(all, RankBy::Revenue, 10).await?;
+    let funnel = store.funnel(all).await?;
+    let recent = store.recent_orders(None, 0, 10).await?;
     let currency = recent
         .iter()
         .flat_map(|o| o.lines.first())
@@ -276,8 +262,7 @@ async fn overview_body(state: &AppState) -> Result<Markup, ApiError> {
             .collect();
         store
             .items_by_ids(&ids)
-            .await
-            .map_err(ApiError::internal)?
+            .await?
             .into_iter()
             .map(|i| (i.id.as_str().to_owned(), i.title))
             .collect::<std::collections::HashMap<_, _>>()
@@ -456,7 +441,7 @@ async fn export(
         Ok(Query(q)) => q,
         Err(e) => return failure(ApiError::from(e)),
     };
-    match crate::admin::export(&state, q).await {
+    match crate::admin::segments::export(&state, q).await {
         Ok(r) => audited(r, prefix),
         Err(e) => failure(e),
     }
@@ -481,7 +466,7 @@ async fn models(
         return r;
     }
     let activated = query.ok().and_then(|Query(q)| q.activated);
-    let mut versions = match crate::model_versions(&state) {
+    let mut versions = match crate::admin::models::model_versions(&state) {
         Ok(v) => v,
         Err(e) => return failure(e),
     };
@@ -558,7 +543,7 @@ async fn activate(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let response = match crate::activate(&state, &version).await {
+    let response = match crate::admin::models::activate(&state, &version).await {
         Ok(v) => see_other(&format!("/models?activated={}", encode(&v)), &[]),
         Err(e) => failure(e),
     };

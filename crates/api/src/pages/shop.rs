@@ -8,7 +8,8 @@
 //! storefront listener can look at any user's rows, so `serve --no-pages` turns it off.
 
 use super::{cookie, encode, error_page, is_https, layout, money, page, see_other, set_cookie};
-use crate::{AppState, recent_events};
+use crate::AppState;
+use crate::fresh::recent_events;
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
@@ -146,19 +147,22 @@ async fn home(
     let user = who.user();
     let rows = match user {
         Some(u) => {
-            if let Err(e) = UserId::new(u) {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    "shop",
-                    nav(&users, None),
-                    &format!("{u:?} is not a user id: {e}"),
-                );
-            }
-            let recent = match recent_events(&state, Some(u)).await {
+            let id = match UserId::new(u) {
+                Ok(id) => id,
+                Err(e) => {
+                    return error_page(
+                        StatusCode::BAD_REQUEST,
+                        "shop",
+                        nav(&users, None),
+                        &format!("{u:?} is not a user id: {e}"),
+                    );
+                }
+            };
+            let recent = match recent_events(&state, Some(&id)).await {
                 Ok(r) => r,
                 Err(e) => return error_page(e.status, "shop", nav(&users, user), &e.message),
             };
-            state.engine.home(Some(u), &recent, ROW_LEN)
+            state.engine.home(Some(&id), &recent, ROW_LEN)
         }
         None => guest_rows(&state, &guest_recent(&headers)),
     };
@@ -233,7 +237,11 @@ fn guest_rows(state: &AppState, recent: &[String]) -> marquee_engine::Result<Vec
         .filter(|r| r.id != "top_picks")
         .collect();
     if !recent.is_empty() {
-        let answer = state.engine.session(recent, ROW_LEN, &Filters::default())?;
+        let items: Vec<ItemId> = recent
+            .iter()
+            .filter_map(|i| ItemId::new(i.as_str()).ok())
+            .collect();
+        let answer = state.engine.session(&items, ROW_LEN, &Filters::default())?;
         if !answer.items.is_empty() {
             rows.insert(
                 0,
@@ -463,7 +471,7 @@ async fn item_page(
     };
     let similar = state
         .engine
-        .similar(item.id.as_str(), ROW_LEN, &Filters::default())
+        .similar(&item.id, ROW_LEN, &Filters::default())
         .map(|a| a.items)
         .unwrap_or_default();
     let items = items_of(&state, similar.iter().map(|r| r.item.as_str())).await;

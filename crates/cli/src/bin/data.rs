@@ -171,9 +171,9 @@ async fn read_source(source: Source) -> Result<(String, Bundle)> {
     let reading = spinner(format!("reading {label}"));
     let bundle = tokio::task::spawn_blocking(move || match source {
         Source::Movielens { dir } => marquee_datasets::movielens::read(&dir),
-        Source::OnlineRetail { file } => marquee_datasets::online_retail::read(&file),
+        Source::OnlineRetail { file } => marquee_tabular::online_retail::read(&file),
         Source::Otto { file } => marquee_datasets::otto::read(&file),
-        Source::Interactions { file, kind } => marquee_datasets::interactions::read(&file, kind),
+        Source::Interactions { file, kind } => marquee_tabular::interactions::read(&file, kind),
         Source::Store { dir } => store_dir::read(&dir),
     })
     .await

@@ -1,19 +1,21 @@
 //! `recommend`: batch recommendations from a saved model.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
-use marquee_cli::init_logging;
 use marquee_cli::recommend::{
     Users, read_user_file, resolve_model, write_file, write_recommendations,
 };
-use marquee_models::Artifact;
+use marquee_cli::{StoreArgs, init_logging};
+use marquee_engine::Engine;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Write the top-k recommendations of a trained model as CSV: `user,item,rank,score`, one row
 /// per recommendation, ranks from 1, ids as imported.
 ///
-/// Users the model has not seen get the most popular items of its training data.
+/// Every answer is ranked by the serving engine with the store's catalog, as
+/// `GET /v1/recommendations` would answer it: hidden and out-of-stock items are left out, and
+/// users the model has not seen get the cold-start answer (trending items).
 #[derive(Debug, Parser)]
 #[command(name = "recommend", version, about, long_about)]
 struct Cli {
@@ -33,6 +35,8 @@ struct Cli {
     /// The CSV file to write (`-` for standard output).
     #[arg(long, value_name = "FILE", default_value = "-")]
     out: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Log more (RUST_LOG overrides).
     #[arg(short, long)]
     verbose: bool,
@@ -51,11 +55,23 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<()> {
-    if cli.k == 0 {
-        anyhow::bail!("--k must be at least 1");
+    if cli.k == 0 || cli.k > marquee_engine::MAX_K {
+        anyhow::bail!(
+            "--k must be between 1 and {}, not {}",
+            marquee_engine::MAX_K,
+            cli.k
+        );
     }
     let dir = resolve_model(&cli.model)?;
-    let artifact = Artifact::load(&dir)?;
+    let catalog = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let store = cli.store.open().await?;
+            anyhow::Ok(store.all_items().await?)
+        })
+        .context("reading the catalog (hidden and out-of-stock items are left out)")?;
+    let engine = Engine::open(&dir, catalog)?;
     let users = if cli.users == "all" {
         Users::All
     } else {
@@ -64,19 +80,19 @@ fn run(cli: &Cli) -> Result<()> {
     let written = if cli.out.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut lock = stdout.lock();
-        write_recommendations(&artifact, &users, cli.k, cli.exclude_seen, &mut lock)?
+        write_recommendations(&engine, &users, cli.k, cli.exclude_seen, &mut lock)?
     } else {
-        write_file(&artifact, &users, cli.k, cli.exclude_seen, &cli.out)?
+        write_file(&engine, &users, cli.k, cli.exclude_seen, &cli.out)?
     };
     eprintln!(
         "{} rows for {} users from {} ({}){}",
         written.rows,
         written.users,
-        artifact.manifest.kind,
+        engine.kind(),
         dir.display(),
         if written.unknown_users > 0 {
             format!(
-                "; {} users not in the model got the most popular items",
+                "; {} users not in the model got the cold-start answer (trending items)",
                 written.unknown_users
             )
         } else {

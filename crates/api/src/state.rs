@@ -1,0 +1,171 @@
+//! The state every handler shares ([`AppState`]): the engine, the store, metrics, jobs, the
+//! caches of verified keys and fresh events, the request budget and the event writer; how it
+//! is built ([`AppState::new`] and its `with_*` options) and how it follows what other
+//! replicas change in the shared store and model folder.
+
+use crate::error::ApiError;
+use crate::{fresh, jobs, metrics, writer};
+use marquee_domain::{Actor, Event, UserId};
+use marquee_engine::Engine;
+use marquee_store::{ApiKeyRole, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the handlers share: one reference-counted [`Shared`], so the per-request copies axum
+/// makes of the state cost one counter update, not one per field.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
+    pub engine: Arc<Engine>,
+    pub store: Store,
+    /// Keys verified recently: key → (role, when verified).
+    pub(crate) keys: Arc<std::sync::RwLock<HashMap<String, (ApiKeyRole, Instant)>>>,
+    /// Users known to have events newer than the active model, and the model version and
+    /// event sequence number that set is up to date with. Users outside it skip the store.
+    pub(crate) fresh: Arc<std::sync::RwLock<fresh::Fresh>>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Background jobs (retrain, segments) and the tools they run.
+    pub jobs: Arc<jobs::Jobs>,
+    /// Requests per key and second (0: no limit).
+    pub(crate) limiter: Arc<crate::auth::RateLimiter>,
+    pub tools: jobs::Tools,
+    /// The store's catalog version the engine's catalog facts were last loaded at (-1: not yet).
+    pub(crate) catalog_seen: Arc<std::sync::atomic::AtomicI64>,
+    /// Requests being answered, at most [`AppState::with_max_in_flight`]; more are shed.
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    /// Whether the routers serve the web pages (storefront demo, admin dashboard).
+    pub(crate) pages: bool,
+    /// The group-commit writer of event batches, started by the first batch.
+    pub(crate) writer: Arc<std::sync::OnceLock<writer::EventWriter>>,
+}
+
+/// Requests answered at once (per listener pair) before new ones are shed with 503.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, store: Store) -> Self {
+        Self(Arc::new(Shared {
+            engine,
+            store,
+            keys: Arc::default(),
+            fresh: Arc::default(),
+            metrics: Arc::default(),
+            jobs: Arc::default(),
+            tools: jobs::Tools::beside_current_exe(marquee_store::DEFAULT_DATABASE_URL),
+            limiter: Arc::default(),
+            catalog_seen: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            pages: true,
+            writer: Arc::default(),
+        }))
+    }
+
+    /// The parts, to change while building (copied first if already shared).
+    pub(crate) fn parts(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// Answers at most `n` requests at once on each listener; beyond that a request is shed at once with
+    /// `503 overloaded` and `Retry-After: 1` (health and metrics routes are never shed), so
+    /// an overload costs clients a quick retry instead of a queue that grows without bound.
+    /// Whether the routers serve the web pages (default: yes): the storefront demo at the
+    /// storefront listener's `/`, the admin dashboard at the admin listener's `/`.
+    pub fn with_pages(mut self, on: bool) -> Self {
+        self.parts().pages = on;
+        self
+    }
+
+    pub fn with_max_in_flight(mut self, n: usize) -> Self {
+        self.parts().in_flight = Arc::new(tokio::sync::Semaphore::new(
+            n.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
+        self
+    }
+
+    /// Catches up with what other replicas (or tools) changed in the shared store and model
+    /// folder: reloads the catalog facts when the store's catalog version moved, and swaps in
+    /// the model version the folder's `active` file names when another replica activated one.
+    /// `serve` calls it every second. Errors are for logging; the server keeps what it has.
+    pub async fn follow_shared_changes(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let version = self
+            .store
+            .catalog_version()
+            .await
+            .map_err(|e| format!("reading the catalog version: {e}"))?;
+        if self.catalog_seen.load(Ordering::Acquire) != version {
+            let catalog = self
+                .store
+                .all_items()
+                .await
+                .map_err(|e| format!("reloading the catalog: {e}"))?;
+            self.engine.set_catalog(catalog);
+            self.catalog_seen.store(version, Ordering::Release);
+        }
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || engine.follow_active()).await {
+            Ok(Ok(Some(v))) => {
+                tracing::info!(version = %v, "followed a model activation of another replica");
+                Ok(())
+            }
+            Ok(Ok(None)) => Ok(()),
+            Ok(Err(e)) => Err(format!("following the active model version: {e}")),
+            Err(e) => Err(format!("following the active model version: {e}")),
+        }
+    }
+
+    /// Limits every key to `per_second` requests per second (0: no limit); requests over it
+    /// get `429 rate_limited` with `Retry-After`.
+    pub fn with_rate_limit(mut self, per_second: u32) -> Self {
+        self.parts().limiter = Arc::new(crate::auth::RateLimiter {
+            limit: per_second,
+            windows: Default::default(),
+        });
+        self
+    }
+
+    /// Where the `train` and `segments` tools are and which store they read.
+    pub fn with_tools(mut self, tools: jobs::Tools) -> Self {
+        self.parts().tools = tools;
+        self
+    }
+
+    /// The event writer (started on first use, on the runtime of the request using it).
+    fn event_writer(&self) -> &writer::EventWriter {
+        self.writer
+            .get_or_init(|| writer::EventWriter::spawn(self.store.clone()))
+    }
+
+    /// Stores events (durable when this returns; committed together with the batches posted
+    /// meanwhile), marks their users as having fresh events and counts them.
+    pub(crate) async fn record_events(
+        &self,
+        events: Vec<Event>,
+    ) -> Result<marquee_store::EventsInserted, ApiError> {
+        let users: Vec<UserId> = events
+            .iter()
+            .filter_map(|e| match &e.actor {
+                Actor::User(u) => Some(u.clone()),
+                Actor::Session(_) => None,
+            })
+            .collect();
+        let stored = self.event_writer().write(events).await?;
+        for u in &users {
+            self.note_fresh_user(u.as_str());
+        }
+        self.metrics.add_events(stored.inserted);
+        Ok(stored)
+    }
+}

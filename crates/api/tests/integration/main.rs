@@ -1,0 +1,10 @@
+//! The integration tests of marquee-api, one module per area, built into one test binary
+//! (one link instead of five): the storefront and admin routers through `oneshot`, the web
+//! pages, hostile input, the real `serve` binary, and the pages in headless Chromium.
+
+mod browser;
+mod common;
+mod hostile;
+mod pages;
+mod serve;
+mod storefront;

@@ -1,0 +1,139 @@
+//! Orders: reads with their lines, status changes, the streaming read for training, and placing an order.
+//! Expanded inside a backend module by [`super::sql_backend!`], with its imports in scope.
+
+/// `impl $Store` for this area; see the module documentation of [`crate::sql`].
+macro_rules! sql_orders {
+    ($Store:ident, $DB:ty, $Row:ty) => {
+        impl $Store {
+            pub(crate) async fn order(&self, id: &OrderId) -> Result<Option<Order>> {
+                let row =
+                    sqlx::query("SELECT id, user_id, created_at, status FROM orders WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some(self.order_with_lines(&r).await?))
+            }
+
+            pub(crate) async fn orders_of_user(
+                &self,
+                user: &UserId,
+                after_ms: Option<i64>,
+                limit: u32,
+            ) -> Result<Vec<Order>> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, created_at, status FROM orders WHERE user_id = $1 \
+                     AND ($2 IS NULL OR created_at > $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+                )
+                .bind(user.as_str())
+                .bind(after_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                self.orders_with_lines(&rows).await
+            }
+
+            pub(crate) async fn recent_orders(
+                &self,
+                status: Option<OrderStatus>,
+                offset: u64,
+                limit: u32,
+            ) -> Result<Vec<Order>> {
+                let rows = sqlx::query(
+                    "SELECT id, user_id, created_at, status FROM orders WHERE ($1 IS NULL OR status = $1) \
+                     ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                )
+                .bind(status.map(OrderStatus::as_str))
+                .bind(i64::from(limit))
+                .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+                self.orders_with_lines(&rows).await
+            }
+
+            async fn orders_with_lines(&self, rows: &[$Row]) -> Result<Vec<Order>> {
+                let mut orders = Vec::with_capacity(rows.len());
+                for r in rows {
+                    orders.push(self.order_with_lines(r).await?);
+                }
+                Ok(orders)
+            }
+
+            /// The order of a row `id, user_id, created_at, status`, with its lines.
+            async fn order_with_lines(&self, r: &$Row) -> Result<Order> {
+                let id: String = r.try_get(0)?;
+                let lines = sqlx::query(
+                    "SELECT item_id, quantity, unit_price_minor, currency FROM order_lines \
+                     WHERE order_id = $1 ORDER BY line_no",
+                )
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|l| line_from_row(l, 0))
+                .collect::<Result<Vec<_>>>()?;
+                order_from_row(r, lines)
+            }
+
+            pub(crate) async fn set_order_status(&self, id: &OrderId, status: OrderStatus) -> Result<bool> {
+                let done = sqlx::query("UPDATE orders SET status = $1 WHERE id = $2")
+                    .bind(status.as_str())
+                    .bind(id.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub(crate) async fn for_each_order(
+                &self,
+                each: &mut dyn FnMut(Order) -> Result<()>,
+            ) -> Result<()> {
+                const PAGE: i64 = 20_000;
+                let mut after = String::new();
+                loop {
+                    let heads = sqlx::query(
+                        "SELECT id, user_id, created_at, status FROM orders WHERE id > $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(&after)
+                    .bind(PAGE)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let Some(last) = heads.last() else {
+                        return Ok(());
+                    };
+                    let last_id: String = last.try_get(0)?;
+                    let lines = sqlx::query(
+                        "SELECT order_id, item_id, quantity, unit_price_minor, currency FROM order_lines \
+                         WHERE order_id > $1 AND order_id <= $2 ORDER BY order_id, line_no",
+                    )
+                    .bind(&after)
+                    .bind(&last_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut lines = lines.iter().peekable();
+                    for head in &heads {
+                        let id: String = head.try_get(0)?;
+                        let mut order_lines = Vec::new();
+                        while let Some(&l) = lines.peek() {
+                            let of: String = l.try_get(0)?;
+                            if of > id {
+                                break;
+                            }
+                            lines.next();
+                            if of == id {
+                                order_lines.push(line_from_row(l, 1)?);
+                            }
+                        }
+                        each(order_from_row(head, order_lines)?)?;
+                    }
+                    if (heads.len() as i64) < PAGE {
+                        return Ok(());
+                    }
+                    after = last_id;
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use sql_orders;
