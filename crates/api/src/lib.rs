@@ -46,6 +46,7 @@ mod error;
 mod events;
 pub mod first_start;
 mod fresh;
+mod impressions;
 pub mod jobs;
 pub mod metrics;
 mod ops;

@@ -170,10 +170,12 @@ async fn run(cli: Cli) -> Result<()> {
             .with_graceful_shutdown(shutdown())
             .into_future(),
     );
-    axum::serve(listener, storefront_router(state))
+    axum::serve(listener, storefront_router(state.clone()))
         .with_graceful_shutdown(shutdown())
         .await?;
     admin.abort();
+    // What was shown before the stop is recorded before the process ends.
+    state.flush_impressions().await;
     Ok(())
 }
 
