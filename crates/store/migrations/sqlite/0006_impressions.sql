@@ -1,7 +1,7 @@
--- Impressions: one row per recommendation answer served: its id, when, where, to whom, by
--- which model version and experiment variant, and the items it showed in order (a JSON array
--- of ids). Events and orders are attributed to them by user or session within a time window,
--- so the (user_id, at) and (session_id, at) indexes find a visitor's recent answers.
+-- Impressions: one row per recommendation answer served (its id, when, where, to whom, by
+-- which model version and experiment variant) and one row per item it showed, in order.
+-- Events and orders are attributed to them (the item-level table answers "which latest
+-- answer showed this item to this user").
 
 CREATE TABLE impressions (
     recommendation_id TEXT PRIMARY KEY,
@@ -11,9 +11,16 @@ CREATE TABLE impressions (
     session_id        TEXT,
     model_version     TEXT NOT NULL,
     experiment        TEXT,
-    variant           TEXT,
-    items             TEXT NOT NULL
+    variant           TEXT
 );
 CREATE INDEX impressions_at ON impressions (at);
 CREATE INDEX impressions_user ON impressions (user_id, at);
 CREATE INDEX impressions_session ON impressions (session_id, at);
+
+CREATE TABLE impression_items (
+    recommendation_id TEXT NOT NULL REFERENCES impressions (recommendation_id) ON DELETE CASCADE,
+    position          INTEGER NOT NULL,
+    item_id           TEXT NOT NULL,
+    PRIMARY KEY (recommendation_id, position)
+);
+CREATE INDEX impression_items_item ON impression_items (item_id);

@@ -1,5 +1,4 @@
-//! Impressions: a batch written in one transaction (multi-row INSERTs, the items as a JSON
-//! array), and reads by time.
+//! Impressions: a batch written in one transaction (multi-row INSERTs), and reads by time.
 //! Expanded inside a backend module by [`super::sql_backend!`], with its imports in scope.
 
 /// `impl $Store` for this area; see the module documentation of [`crate::sql`].
@@ -13,7 +12,6 @@ macro_rules! sql_impressions {
                 for chunk in batch.chunks(bulk.rows) {
                     let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
                     for imp in chunk {
-                        let items = serde_json::to_string(&imp.items).map_err(corrupt)?;
                         q = q
                             .bind(&imp.id)
                             .bind(ms(imp.at))
@@ -22,10 +20,27 @@ macro_rules! sql_impressions {
                             .bind(imp.session.as_ref().map(SessionId::as_str))
                             .bind(&imp.model_version)
                             .bind(imp.experiment.as_deref())
-                            .bind(imp.variant.as_deref())
-                            .bind(items);
+                            .bind(imp.variant.as_deref());
                     }
                     written += q.execute(&mut *tx).await?.rows_affected();
+                }
+                // An id stored before keeps the items it was stored with.
+                let items: Vec<(&str, i64, &str)> = batch
+                    .iter()
+                    .flat_map(|imp| {
+                        imp.items
+                            .iter()
+                            .enumerate()
+                            .map(move |(n, item)| (imp.id.as_str(), n as i64, item.as_str()))
+                    })
+                    .collect();
+                let bulk = &self.statements.impression_items;
+                for chunk in items.chunks(bulk.rows) {
+                    let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
+                    for (id, position, item) in chunk {
+                        q = q.bind(*id).bind(*position).bind(*item);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(written)
@@ -38,7 +53,7 @@ macro_rules! sql_impressions {
             ) -> Result<Vec<Impression>> {
                 let rows = sqlx::query(
                     "SELECT recommendation_id, at, placement, user_id, session_id, model_version, \
-                     experiment, variant, items FROM impressions WHERE at >= $1 \
+                     experiment, variant FROM impressions WHERE at >= $1 \
                      ORDER BY at, recommendation_id LIMIT $2",
                 )
                 .bind(ms(since))
@@ -47,10 +62,19 @@ macro_rules! sql_impressions {
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
-                    let items: Vec<ItemId> =
-                        serde_json::from_str(&r.try_get::<String, _>(8)?).map_err(corrupt)?;
+                    let id: String = r.try_get(0)?;
+                    let items = sqlx::query(
+                        "SELECT item_id FROM impression_items WHERE recommendation_id = $1 \
+                         ORDER BY position",
+                    )
+                    .bind(&id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|i| ItemId::new(i.try_get::<String, _>(0)?).map_err(corrupt))
+                    .collect::<Result<Vec<_>>>()?;
                     out.push(Impression {
-                        id: r.try_get(0)?,
+                        id,
                         at: from_ms(r.try_get(1)?)?,
                         placement: r.try_get(2)?,
                         user: r
