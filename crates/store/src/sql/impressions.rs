@@ -1,4 +1,4 @@
-//! Impressions: a batch written in one transaction (multi-row INSERTs), and reads by time.
+//! Impressions: a batch written in one transaction, and reads by id and by time.
 //! Expanded inside a backend module by [`super::sql_backend!`], with its imports in scope.
 
 /// `impl $Store` for this area; see the module documentation of [`crate::sql`].
@@ -8,39 +8,38 @@ macro_rules! sql_impressions {
             pub(crate) async fn insert_impressions(&self, batch: &[Impression]) -> Result<u64> {
                 let mut tx = self.pool.begin().await?;
                 let mut written = 0;
-                let bulk = &self.statements.impressions;
-                for chunk in batch.chunks(bulk.rows) {
-                    let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
-                    for imp in chunk {
-                        q = q
-                            .bind(&imp.id)
-                            .bind(ms(imp.at))
-                            .bind(&imp.placement)
-                            .bind(imp.user.as_ref().map(UserId::as_str))
-                            .bind(imp.session.as_ref().map(SessionId::as_str))
-                            .bind(&imp.model_version)
-                            .bind(imp.experiment.as_deref())
-                            .bind(imp.variant.as_deref());
+                for imp in batch {
+                    let done = sqlx::query(
+                        "INSERT INTO impressions (recommendation_id, at, placement, user_id, \
+                         session_id, model_version, experiment, variant) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (recommendation_id) DO NOTHING",
+                    )
+                    .bind(&imp.id)
+                    .bind(ms(imp.at))
+                    .bind(&imp.placement)
+                    .bind(imp.user.as_ref().map(UserId::as_str))
+                    .bind(imp.session.as_ref().map(SessionId::as_str))
+                    .bind(&imp.model_version)
+                    .bind(imp.experiment.as_deref())
+                    .bind(imp.variant.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        continue;
                     }
-                    written += q.execute(&mut *tx).await?.rows_affected();
-                }
-                // An id stored before keeps the items it was stored with.
-                let items: Vec<(&str, i64, &str)> = batch
-                    .iter()
-                    .flat_map(|imp| {
-                        imp.items
-                            .iter()
-                            .enumerate()
-                            .map(move |(n, item)| (imp.id.as_str(), n as i64, item.as_str()))
-                    })
-                    .collect();
-                let bulk = &self.statements.impression_items;
-                for chunk in items.chunks(bulk.rows) {
-                    let mut q = sqlx::query(AssertSqlSafe(bulk.sql(chunk.len())));
-                    for (id, position, item) in chunk {
-                        q = q.bind(*id).bind(*position).bind(*item);
+                    written += 1;
+                    for (position, item) in imp.items.iter().enumerate() {
+                        sqlx::query(
+                            "INSERT INTO impression_items (recommendation_id, position, item_id) \
+                             VALUES ($1, $2, $3)",
+                        )
+                        .bind(&imp.id)
+                        .bind(position as i64)
+                        .bind(item.as_str())
+                        .execute(&mut *tx)
+                        .await?;
                     }
-                    q.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(written)

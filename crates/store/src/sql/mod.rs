@@ -132,26 +132,11 @@ pub(crate) struct Statements {
     pub(crate) orders: Bulk,
     pub(crate) lines: Bulk,
     pub(crate) members: Bulk,
-    pub(crate) impressions: Bulk,
-    pub(crate) impression_items: Bulk,
 }
 
 impl Statements {
     pub(crate) fn new(numbered: bool) -> Self {
         Self {
-            impressions: Bulk::new(
-                "INSERT INTO impressions (recommendation_id, at, placement, user_id, session_id, \
-                 model_version, experiment, variant)",
-                8,
-                "ON CONFLICT (recommendation_id) DO NOTHING",
-                numbered,
-            ),
-            impression_items: Bulk::new(
-                "INSERT INTO impression_items (recommendation_id, position, item_id)",
-                3,
-                "ON CONFLICT (recommendation_id, position) DO NOTHING",
-                numbered,
-            ),
             events: Bulk::new(
                 "INSERT INTO events (event_id, user_id, session_id, item_id, kind, value, ts, context)",
                 8,
