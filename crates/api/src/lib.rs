@@ -46,7 +46,6 @@ mod error;
 mod events;
 pub mod first_start;
 mod fresh;
-mod impressions;
 pub mod jobs;
 pub mod metrics;
 mod ops;

@@ -4,7 +4,7 @@
 //! replicas change in the shared store and model folder.
 
 use crate::error::ApiError;
-use crate::{fresh, impressions, jobs, metrics, writer};
+use crate::{fresh, jobs, metrics, writer};
 use marquee_domain::{Actor, Event, UserId};
 use marquee_engine::Engine;
 use marquee_store::{ApiKeyRole, Store};
@@ -49,10 +49,6 @@ pub struct Shared {
     pub(crate) pages: bool,
     /// The group-commit writer of event batches, started by the first batch.
     pub(crate) writer: Arc<std::sync::OnceLock<writer::EventWriter>>,
-    /// The impression writer, started by the first answer.
-    pub(crate) impressions: Arc<std::sync::OnceLock<impressions::ImpressionWriter>>,
-    /// Recommendation ids of this process.
-    pub(crate) ids: Arc<impressions::RecommendationIds>,
 }
 
 /// Requests answered at once (per listener pair) before new ones are shed with 503.
@@ -73,8 +69,6 @@ impl AppState {
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             pages: true,
             writer: Arc::default(),
-            impressions: Arc::default(),
-            ids: Arc::default(),
         }))
     }
 
@@ -152,27 +146,6 @@ impl AppState {
     fn event_writer(&self) -> &writer::EventWriter {
         self.writer
             .get_or_init(|| writer::EventWriter::spawn(self.store.clone()))
-    }
-
-    /// Queues the impression of an answer (never waits; see [`impressions`]).
-    pub(crate) fn record_impression(&self, impression: marquee_store::Impression) {
-        self.impressions
-            .get_or_init(|| {
-                impressions::ImpressionWriter::spawn(
-                    self.store.clone(),
-                    self.metrics.clone(),
-                    impressions::QUEUE,
-                )
-            })
-            .record(impression);
-    }
-
-    /// Waits until every impression queued so far is stored: `serve` calls it when it stops
-    /// gracefully, and tests before they read impressions.
-    pub async fn flush_impressions(&self) {
-        if let Some(writer) = self.impressions.get() {
-            writer.flush().await;
-        }
     }
 
     /// Stores events (durable when this returns; committed together with the batches posted

@@ -14,7 +14,6 @@
 //! Threading: `Store` is a cheap `Clone` handle over a connection pool and may be shared
 //! between tasks; all methods are async (tokio).
 
-mod impressions;
 mod keys;
 pub mod kpis;
 mod orders;
@@ -29,7 +28,6 @@ use marquee_domain::{
     ValidationError,
 };
 
-pub use impressions::Impression;
 pub use keys::{ApiKeyRole, NewApiKey};
 pub use orders::{LineRequest, OrderRefused, OrderRequest, Placed};
 pub use segments::{SegmentMember, SegmentRun};
@@ -487,18 +485,6 @@ impl Store {
     /// Users by id after `after`, at most `limit`.
     pub async fn users_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<User>> {
         dispatch!(&self.backend, s => s.users_page(after, limit).await)
-    }
-
-    /// Stores a batch of impressions in one transaction (an id already stored is left as it
-    /// is); returns how many were new.
-    pub async fn insert_impressions(&self, batch: &[Impression]) -> Result<u64> {
-        dispatch!(&self.backend, s => s.insert_impressions(batch).await)
-    }
-
-    /// Impressions at or after `since`, oldest first, at most `limit`, with their items in
-    /// order.
-    pub async fn impressions_since(&self, since: Timestamp, limit: u32) -> Result<Vec<Impression>> {
-        dispatch!(&self.backend, s => s.impressions_since(since, limit).await)
     }
 
     /// Appends an admin action to the audit log.

@@ -52,7 +52,6 @@ on_both_backends!(
     segment_runs_round_trip,
     new_events_are_found_by_polling,
     large_event_loads_keep_order_retries_and_text,
-    impressions_keep_their_items_in_order_once,
 );
 
 fn at(day: u32) -> Timestamp {
@@ -961,54 +960,4 @@ async fn large_event_loads_keep_order_retries_and_text(db: TestDatabase) {
     let mut expected: Vec<Event> = events[..12_000].to_vec();
     expected.remove(3);
     assert_eq!(&back[1..], &expected[..]);
-}
-
-async fn impressions_keep_their_items_in_order_once(db: TestDatabase) {
-    use marquee_store::Impression;
-    let store = db.open().await;
-    let ids = |v: &[&str]| {
-        v.iter()
-            .map(|i| ItemId::new(*i).unwrap())
-            .collect::<Vec<_>>()
-    };
-    let a = Impression {
-        id: "r-1".into(),
-        at: at(3),
-        placement: "home:top_picks".into(),
-        user: Some(UserId::new("u1").unwrap()),
-        session: None,
-        model_version: "v1".into(),
-        experiment: None,
-        variant: None,
-        items: ids(&["c", "a", "b"]),
-    };
-    let b = Impression {
-        id: "r-2".into(),
-        at: at(4),
-        placement: "session".into(),
-        user: None,
-        session: Some(SessionId::new("s9").unwrap()),
-        model_version: "v2".into(),
-        experiment: Some("new-ease".into()),
-        variant: Some("treatment".into()),
-        items: ids(&["z"]),
-    };
-    assert_eq!(
-        store
-            .insert_impressions(&[a.clone(), b.clone()])
-            .await
-            .unwrap(),
-        2
-    );
-    // A retried batch (the same ids) is stored once; an impression of an item the catalog
-    // does not hold is kept (the catalog can change after an answer).
-    let mut again = a.clone();
-    again.items = ids(&["other"]);
-    assert_eq!(store.insert_impressions(&[again]).await.unwrap(), 0);
-    assert_eq!(
-        store.impressions_since(at(1), 10).await.unwrap(),
-        vec![a, b.clone()]
-    );
-    assert_eq!(store.impressions_since(at(4), 10).await.unwrap(), vec![b]);
-    assert_eq!(store.impressions_since(at(1), 1).await.unwrap().len(), 1);
 }

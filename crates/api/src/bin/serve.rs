@@ -170,12 +170,10 @@ async fn run(cli: Cli) -> Result<()> {
             .with_graceful_shutdown(shutdown())
             .into_future(),
     );
-    axum::serve(listener, storefront_router(state.clone()))
+    axum::serve(listener, storefront_router(state))
         .with_graceful_shutdown(shutdown())
         .await?;
     admin.abort();
-    // What was shown before the stop is recorded before the process ends.
-    state.flush_impressions().await;
     Ok(())
 }
 

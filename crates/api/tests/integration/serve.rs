@@ -654,10 +654,9 @@ fn two_replicas_share_postgres_and_the_model_folder() {
 }
 
 /// A log written to a file (not a terminal) is plain text: no ANSI colour codes, which
-/// would otherwise land in the file as escape sequences. And a graceful stop (SIGTERM)
-/// stores the impressions of the answers given before it.
+/// would otherwise land in the file as escape sequences.
 #[test]
-fn a_log_written_to_a_file_has_no_colour_codes_and_a_stop_flushes_impressions() {
+fn a_log_written_to_a_file_has_no_colour_codes() {
     let shop = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(crate::common::shop());
@@ -678,7 +677,7 @@ fn a_log_written_to_a_file_has_no_colour_codes_and_a_stop_flushes_impressions() 
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let (key, _) = read_keys(&mut child);
+    let _keys = read_keys(&mut child);
     let start = Instant::now();
     while try_http(port, "GET", "/readyz", "", "").map(|r| r.0).ok() != Some(200) {
         assert!(
@@ -687,23 +686,11 @@ fn a_log_written_to_a_file_has_no_colour_codes_and_a_stop_flushes_impressions() 
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let since = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
-    let (s, answer) = http(port, "GET", "/v1/recommendations?user_id=u0&k=3", &key, "");
-    assert_eq!(s, 200, "{answer}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     child.wait().unwrap();
-    // A graceful stop records what was shown before it.
-    let stored = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = marquee_store::Store::open(&shop.url).await.unwrap();
-        store.impressions_since(since, 10).await.unwrap()
-    });
-    assert_eq!(
-        stored.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
-        [answer["recommendation_id"].as_str().unwrap()]
-    );
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("INFO"), "serve logged nothing at info:\n{log}");
     assert!(

@@ -25,7 +25,6 @@
 pub(crate) mod catalog;
 pub(crate) mod events;
 pub(crate) mod import;
-pub(crate) mod impressions;
 pub(crate) mod keys;
 pub(crate) mod kpis;
 pub(crate) mod orders;
@@ -255,7 +254,7 @@ macro_rules! sql_backend {
             EVENT_SELECT, ITEM_SELECT, REVERSAL, USER_SELECT,
         };
         use $crate::{
-            ApiKeyInfo, ApiKeyRole, AuditEntry, Counts, Error, EventsInserted, Impression, ItemQuery,
+            ApiKeyInfo, ApiKeyRole, AuditEntry, Counts, Error, EventsInserted, ItemQuery,
             NewApiKey, Result, SegmentMember, SegmentRun,
         };
         use marquee_domain::{
@@ -321,7 +320,6 @@ macro_rules! sql_backend {
         $crate::sql::segments::sql_segments!($Store, $DB, $Row);
         $crate::sql::keys::sql_keys!($Store, $DB, $Row);
         $crate::sql::kpis::sql_kpis!($Store, $DB, $Row);
-        $crate::sql::impressions::sql_impressions!($Store, $DB, $Row);
         $crate::sql::rows::sql_rows!($Row);
         $crate::sql::import::sql_import!($Import, $DB);
     };
