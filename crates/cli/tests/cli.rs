@@ -644,6 +644,7 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
             marquee_domain::ItemId::new(sold_out.as_str()).unwrap(),
         ];
         let mut items = store.items_by_ids(&ids).await.unwrap();
+        assert_eq!(items.len(), 2, "{hidden} and {sold_out} are in the catalog");
         for item in &mut items {
             if item.id.as_str() == hidden {
                 item.hidden = true;
