@@ -11,6 +11,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId};
+use marquee_store::RecommendationId;
 use serde::Deserialize;
 
 /// The most events one `POST /v1/events` may carry.
@@ -29,6 +30,8 @@ pub(crate) struct EventIn {
     /// RFC 3339; the server's clock when absent.
     timestamp: Option<chrono::DateTime<chrono::Utc>>,
     context: Option<serde_json::Value>,
+    /// The answer that showed the item (its `recommendation_id`), when the storefront knows it.
+    recommendation_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,10 +40,20 @@ pub(crate) struct EventsBody {
     events: Vec<EventIn>,
 }
 
-fn to_event(n: usize, e: EventIn, now: chrono::DateTime<chrono::Utc>) -> Result<Event, ApiError> {
+fn to_event(
+    n: usize,
+    e: EventIn,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Event, Option<RecommendationId>), ApiError> {
     let bad = |field: &str, message: String| {
         ApiError::bad_request("invalid_event", format!("events[{n}].{field}: {message}"))
     };
+    let shown = e
+        .recommendation_id
+        .as_deref()
+        .map(str::parse::<RecommendationId>)
+        .transpose()
+        .map_err(|m| bad("recommendation_id", m))?;
     let actor = match (e.user_id, e.session_id) {
         (Some(u), None) => Actor::User(UserId::new(u).map_err(|x| bad("user_id", x.to_string()))?),
         (None, Some(s)) => {
@@ -69,7 +82,7 @@ fn to_event(n: usize, e: EventIn, now: chrono::DateTime<chrono::Utc>) -> Result<
     event
         .validate(now)
         .map_err(|x| bad(x.field(), x.to_string()))?;
-    Ok(event)
+    Ok((event, shown))
 }
 
 pub(crate) async fn events(
@@ -88,13 +101,15 @@ pub(crate) async fn events(
         ));
     }
     let now = chrono::Utc::now();
-    let events = b
+    let (events, shown): (Vec<Event>, Vec<Option<RecommendationId>>) = b
         .events
         .into_iter()
         .enumerate()
         .map(|(n, e)| to_event(n, e, now))
-        .collect::<Result<Vec<_>, _>>()?;
-    let stored = state.record_events(events).await?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    let stored = state.record_events(events, shown).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({

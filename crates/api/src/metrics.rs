@@ -26,6 +26,10 @@ struct Route {
 pub struct Metrics {
     routes: Mutex<BTreeMap<String, Route>>,
     events_ingested: AtomicU64,
+    /// Impressions stored, and those dropped because the writer's queue was full or a
+    /// batch could not be written.
+    pub(crate) impressions_written: AtomicU64,
+    pub(crate) impressions_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -78,6 +82,22 @@ impl Metrics {
             "marquee_events_ingested_total {}",
             self.events_ingested.load(Ordering::Relaxed)
         );
+        for (name, help, value) in [
+            (
+                "marquee_impressions_written_total",
+                "Recommendation answers recorded as impressions.",
+                &self.impressions_written,
+            ),
+            (
+                "marquee_impressions_dropped_total",
+                "Impressions not recorded: the writer's queue was full (answers never wait for it) or the store refused a batch.",
+                &self.impressions_dropped,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
         let routes = self.routes.lock().map(|r| r.clone()).unwrap_or_default();
         let _ = writeln!(
             out,

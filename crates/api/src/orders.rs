@@ -11,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use marquee_domain::{Order, OrderId, OrderStatus};
-use marquee_store::{LineRequest, OrderRequest, Placed};
+use marquee_store::{LineRequest, OrderRequest, Placed, RecommendationId};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -19,6 +19,8 @@ use serde::Deserialize;
 pub(crate) struct LineIn {
     item_id: String,
     quantity: u32,
+    /// The answer that showed the item (its `recommendation_id`), when the storefront knows it.
+    recommendation_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,6 +53,7 @@ pub(crate) async fn place_order(
         ));
     }
     let mut ids = Vec::with_capacity(o.lines.len());
+    let mut shown = Vec::with_capacity(o.lines.len());
     for (n, l) in o.lines.iter().enumerate() {
         if l.quantity == 0 || l.quantity > MAX_QUANTITY {
             return Err(ApiError::bad_request(
@@ -62,6 +65,16 @@ pub(crate) async fn place_order(
             ));
         }
         ids.push(item_id(&format!("lines[{n}].item_id"), &l.item_id)?);
+        if let Some(r) = &l.recommendation_id {
+            shown.push(Some(r.parse::<RecommendationId>().map_err(|m| {
+                ApiError::bad_request(
+                    "invalid_recommendation_id",
+                    format!("lines[{n}].recommendation_id: {m}"),
+                )
+            })?));
+        } else {
+            shown.push(None);
+        }
     }
     let request = OrderRequest {
         id,
@@ -81,8 +94,39 @@ pub(crate) async fn place_order(
         Placed::Existing(order) => Ok((StatusCode::OK, Json(order_json(&order))).into_response()),
         Placed::Created(order) => {
             state.note_fresh_user(request.user.as_str());
+            credit_order(&state, &order, shown).await;
             Ok((StatusCode::CREATED, Json(order_json(&order))).into_response())
         }
+    }
+}
+
+/// Credits the order's lines (their revenue) to the answers that showed their items to the
+/// customer. The order is placed already: a failure to store the credit is logged, not
+/// reported to the storefront.
+async fn credit_order(state: &AppState, order: &Order, shown: Vec<Option<RecommendationId>>) {
+    let Some(user) = &order.user else {
+        return;
+    };
+    let outcomes = order
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(n, l)| crate::impressions::Outcome {
+            key: format!("o:{}:{n}", order.id.as_str()),
+            visitor: format!("u:{}", user.as_str()),
+            item: l.item.clone(),
+            at: order.created_at,
+            kind: marquee_store::Outcome::Order,
+            explicit: shown.get(n).copied().flatten(),
+            revenue_minor: i64::from(l.quantity) * l.unit_price.minor,
+        })
+        .collect();
+    let credited = state.impressions().attribute(&state.store, outcomes).await;
+    if credited.is_empty() {
+        return;
+    }
+    if let Err(e) = state.store.insert_attributions(&credited).await {
+        tracing::warn!(order = %order.id, "crediting the order to recommendations failed: {e}");
     }
 }
 

@@ -4,7 +4,8 @@
 //! replicas change in the shared store and model folder.
 
 use crate::error::ApiError;
-use crate::{fresh, jobs, metrics, writer};
+use crate::experiments::{BuildError, Running};
+use crate::{fresh, impressions, jobs, metrics, writer};
 use marquee_domain::{Actor, Event, UserId};
 use marquee_engine::Engine;
 use marquee_store::{ApiKeyRole, Store};
@@ -49,6 +50,18 @@ pub struct Shared {
     pub(crate) pages: bool,
     /// The group-commit writer of event batches, started by the first batch.
     pub(crate) writer: Arc<std::sync::OnceLock<writer::EventWriter>>,
+    /// The impression writer, started by the first answer.
+    pub(crate) impressions: Arc<std::sync::OnceLock<impressions::Impressions>>,
+    /// Whether answers are recorded as impressions.
+    pub(crate) record_impressions: bool,
+    /// How long after an answer an event or order line is credited to it.
+    pub(crate) attribution_window: chrono::TimeDelta,
+    /// The running experiments, with the engines of their versions.
+    pub(crate) experiments: Arc<arc_swap::ArcSwap<Running>>,
+    /// Serialises rebuilds of `experiments`.
+    pub(crate) experiments_building: Arc<tokio::sync::Mutex<()>>,
+    /// The memory budget of the versions loaded for experiments, in bytes.
+    pub(crate) experiment_budget: u64,
 }
 
 /// Requests answered at once (per listener pair) before new ones are shed with 503.
@@ -69,6 +82,12 @@ impl AppState {
             in_flight: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             pages: true,
             writer: Arc::default(),
+            impressions: Arc::default(),
+            record_impressions: true,
+            attribution_window: impressions::DEFAULT_WINDOW,
+            experiments: Arc::default(),
+            experiments_building: Arc::default(),
+            experiment_budget: crate::experiments::DEFAULT_MEMORY_BYTES,
         }))
     }
 
@@ -111,9 +130,17 @@ impl AppState {
                 .all_items()
                 .await
                 .map_err(|e| format!("reloading the catalog: {e}"))?;
+            for (engine, _) in self.experiments.load().engines.values() {
+                engine.set_catalog(catalog.clone());
+            }
             self.engine.set_catalog(catalog);
             self.catalog_seen.store(version, Ordering::Release);
         }
+        self.follow_experiments().await?;
+        self.impressions()
+            .follow(&self.store)
+            .await
+            .map_err(|e| format!("reading other replicas' impressions: {e}"))?;
         let engine = self.engine.clone();
         match tokio::task::spawn_blocking(move || engine.follow_active()).await {
             Ok(Ok(Some(v))) => {
@@ -148,12 +175,136 @@ impl AppState {
             .get_or_init(|| writer::EventWriter::spawn(self.store.clone()))
     }
 
+    /// The impression writer and memory of recent answers (started by the first use).
+    pub(crate) fn impressions(&self) -> &impressions::Impressions {
+        self.impressions.get_or_init(|| {
+            impressions::Impressions::spawn(
+                self.store.clone(),
+                self.metrics.clone(),
+                impressions::QUEUE,
+                self.attribution_window,
+            )
+        })
+    }
+
+    /// Waits until every impression queued so far is stored: `serve` calls it when it stops
+    /// gracefully, and tests before they read impressions.
+    pub async fn flush_impressions(&self) {
+        if let Some(writer) = self.impressions.get() {
+            writer.flush().await;
+        }
+    }
+
+    /// Whether answers are recorded as impressions (default: yes). Without, answers still
+    /// carry ids, and nothing is credited to them.
+    pub fn with_impressions(mut self, on: bool) -> Self {
+        self.parts().record_impressions = on;
+        self
+    }
+
+    /// How long after an answer events and order lines are credited to it (default 24 h).
+    pub fn with_attribution_window(mut self, window: chrono::TimeDelta) -> Self {
+        self.parts().attribution_window = window;
+        self
+    }
+
+    /// The memory budget of the model versions loaded for experiments (default 2 GiB).
+    pub fn with_experiment_budget(mut self, bytes: u64) -> Self {
+        self.parts().experiment_budget = bytes;
+        self
+    }
+
+    /// Makes `experiments` (those running) what requests are assigned to, loading their
+    /// versions; on an error nothing changes.
+    pub(crate) async fn rebuild_experiments(
+        &self,
+        experiments: Vec<marquee_store::Experiment>,
+    ) -> Result<(), BuildError> {
+        let _one = self.experiments_building.lock().await;
+        let catalog = self
+            .store
+            .all_items()
+            .await
+            .map_err(|e| BuildError::Store(e.to_string()))?;
+        let root = self
+            .engine
+            .model_dir()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let current = self.experiments.load_full();
+        let budget = self.experiment_budget;
+        let built = tokio::task::spawn_blocking(move || {
+            current.build(experiments, &root, &catalog, budget)
+        })
+        .await
+        .map_err(|e| BuildError::Store(e.to_string()))??;
+        self.experiments.store(Arc::new(built));
+        Ok(())
+    }
+
+    /// Follows experiments started or stopped through another replica.
+    async fn follow_experiments(&self) -> Result<(), String> {
+        let stored = self
+            .store
+            .experiments()
+            .await
+            .map_err(|e| format!("reading experiments: {e}"))?;
+        let running = |list: &[marquee_store::Experiment]| {
+            list.iter()
+                .filter(|e| e.state == "running")
+                .map(|e| (e.name.clone(), e.placement.clone()))
+                .collect::<Vec<_>>()
+        };
+        if running(&stored) == running(&self.experiments.load().built_from) {
+            return Ok(());
+        }
+        self.rebuild_experiments(stored)
+            .await
+            .map_err(|e| format!("following experiments: {e}"))
+    }
+
     /// Stores events (durable when this returns; committed together with the batches posted
-    /// meanwhile), marks their users as having fresh events and counts them.
+    /// meanwhile), marks their users as having fresh events and counts them. Clicks (and
+    /// views), adds to cart and purchases of items an answer showed are credited to that
+    /// answer in the same transaction (the one `explicit` names for the event at the same
+    /// position, if any; see [`impressions::Impressions::attribute`]).
     pub(crate) async fn record_events(
         &self,
         events: Vec<Event>,
+        explicit: Vec<Option<marquee_store::RecommendationId>>,
     ) -> Result<marquee_store::EventsInserted, ApiError> {
+        use marquee_domain::EventKind;
+        use marquee_store::Outcome as O;
+        let outcomes: Vec<impressions::Outcome> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(n, e)| {
+                let kind = match e.kind {
+                    EventKind::Click | EventKind::View => O::Click,
+                    EventKind::AddToCart => O::AddToCart,
+                    EventKind::Purchase => O::Purchase,
+                    _ => return None,
+                };
+                Some(impressions::Outcome {
+                    key: format!("e:{}", e.id.as_str()),
+                    visitor: match &e.actor {
+                        Actor::User(u) => format!("u:{}", u.as_str()),
+                        Actor::Session(s) => format!("s:{}", s.as_str()),
+                    },
+                    item: e.item.clone()?,
+                    at: e.timestamp,
+                    kind,
+                    explicit: explicit.get(n).copied().flatten(),
+                    revenue_minor: 0,
+                })
+            })
+            .collect();
+        let attributions = if outcomes.is_empty() {
+            Vec::new()
+        } else {
+            self.impressions().attribute(&self.store, outcomes).await
+        };
         let users: Vec<UserId> = events
             .iter()
             .filter_map(|e| match &e.actor {
@@ -161,7 +312,7 @@ impl AppState {
                 Actor::Session(_) => None,
             })
             .collect();
-        let stored = self.event_writer().write(events).await?;
+        let stored = self.event_writer().write(events, attributions).await?;
         for u in &users {
             self.note_fresh_user(u.as_str());
         }

@@ -13,7 +13,7 @@
 //! (events are idempotent on `event_id`).
 
 use marquee_domain::Event;
-use marquee_store::{EventsInserted, Store};
+use marquee_store::{Attribution, EventsInserted, Store};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most events one transaction takes (batches are never split).
@@ -25,6 +25,8 @@ type Done = oneshot::Sender<Result<EventsInserted, marquee_store::Error>>;
 
 struct Pending {
     events: Vec<Event>,
+    /// What the events are credited to, written in the same transaction.
+    attributions: Vec<Attribution>,
     done: Done,
 }
 
@@ -58,15 +60,21 @@ impl EventWriter {
         Self { tx }
     }
 
-    /// Writes `events` (with the batches queued meanwhile) and answers once committed.
+    /// Writes `events` and their `attributions` (with the batches queued meanwhile) and
+    /// answers once committed.
     pub(crate) async fn write(
         &self,
         events: Vec<Event>,
+        attributions: Vec<Attribution>,
     ) -> Result<EventsInserted, marquee_store::Error> {
         let (done, answer) = oneshot::channel();
         let gone = || marquee_store::Error::Conflict("the event writer has stopped".into());
         self.tx
-            .send(Pending { events, done })
+            .send(Pending {
+                events,
+                attributions,
+                done,
+            })
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
@@ -84,6 +92,9 @@ async fn write_group(store: &Store, mut group: Vec<Pending>) {
             let mut counts = Vec::with_capacity(group.len());
             for p in &group {
                 counts.push(import.insert_events(&p.events).await?);
+                if !p.attributions.is_empty() {
+                    import.insert_attributions(&p.attributions).await?;
+                }
             }
             Ok::<_, marquee_store::Error>((import, counts))
         }
@@ -162,7 +173,9 @@ mod tests {
                     event(&format!("e{n}"), "u1", now)
                 })
                 .collect();
-            tasks.push(tokio::spawn(async move { writer.write(events).await }));
+            tasks.push(tokio::spawn(async move {
+                writer.write(events, Vec::new()).await
+            }));
         }
         let mut inserted = 0;
         let mut duplicates = 0;
@@ -187,6 +200,7 @@ mod tests {
             let (done, answer) = oneshot::channel();
             group.push(Pending {
                 events: vec![event(&format!("g{n}"), "u2", at)],
+                attributions: Vec::new(),
                 done,
             });
             answers.push(answer);

@@ -14,6 +14,7 @@
 //! Threading: `Store` is a cheap `Clone` handle over a connection pool and may be shared
 //! between tasks; all methods are async (tokio).
 
+pub mod impressions;
 mod keys;
 pub mod kpis;
 mod orders;
@@ -28,6 +29,10 @@ use marquee_domain::{
     ValidationError,
 };
 
+pub use impressions::{
+    Attribution, Experiment, GroupBy, Impression, ImpressionBatch, Outcome, RecommendationId,
+    RecommendationKpis, ShownItems, Variant, VariantCounts,
+};
 pub use keys::{ApiKeyRole, NewApiKey};
 pub use orders::{LineRequest, OrderRefused, OrderRequest, Placed};
 pub use segments::{SegmentMember, SegmentRun};
@@ -487,6 +492,74 @@ impl Store {
         dispatch!(&self.backend, s => s.users_page(after, limit).await)
     }
 
+    /// Stores a batch of impressions in one transaction: a row per source with the answers as
+    /// text, the answers counted per hour and group, and the first sightings of visitors.
+    pub async fn write_impressions(&self, batch: &ImpressionBatch) -> Result<()> {
+        dispatch!(&self.backend, s => s.write_impressions(batch).await)
+    }
+
+    /// The impression batches stored after batch `after` (0: from the first) whose newest
+    /// answer is at or after `since`, except those of source `except`, oldest batch first, at
+    /// most `limit` batches, each with its number (the next call's `after`).
+    pub async fn impression_batches_after(
+        &self,
+        after: i64,
+        since: Timestamp,
+        except: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<(i64, Vec<Impression>)>> {
+        dispatch!(&self.backend, s => s.impression_batches_after(after, since.timestamp_millis(), except, limit).await)
+    }
+
+    /// The impression of a recommendation id, if it was stored.
+    pub async fn impression(&self, id: RecommendationId) -> Result<Option<Impression>> {
+        dispatch!(&self.backend, s => s.impression(id).await)
+    }
+
+    /// Stores attributions (one transaction); an event or order line already credited keeps
+    /// its first attribution. Returns how many were new.
+    pub async fn insert_attributions(&self, rows: &[Attribution]) -> Result<u64> {
+        dispatch!(&self.backend, s => s.insert_attributions(rows).await)
+    }
+
+    /// The recommendation KPIs of a range, grouped (see [`RecommendationKpis`]). Answers are
+    /// counted per UTC hour and visitors per UTC day, so for them the range starts at the
+    /// hour (day) `from` falls in; outcomes are cut at `from` exactly.
+    pub async fn recommendation_kpis(
+        &self,
+        range: kpis::DateRange,
+        by: GroupBy,
+    ) -> Result<Vec<RecommendationKpis>> {
+        dispatch!(&self.backend, s => s.recommendation_kpis(range, by).await)
+    }
+
+    /// Stores a new experiment. A name in use, or a running experiment on the same placement,
+    /// is [`Error::Conflict`] naming it.
+    pub async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
+        dispatch!(&self.backend, s => s.insert_experiment(experiment).await)
+    }
+
+    /// Every experiment, newest first.
+    pub async fn experiments(&self) -> Result<Vec<Experiment>> {
+        dispatch!(&self.backend, s => s.experiments(None).await)
+    }
+
+    /// One experiment by name.
+    pub async fn experiment(&self, name: &str) -> Result<Option<Experiment>> {
+        let mut found = dispatch!(&self.backend, s => s.experiments(Some(name)).await)?;
+        Ok(found.pop())
+    }
+
+    /// Stops a running experiment; false when it is not running (or unknown).
+    pub async fn stop_experiment(&self, name: &str, at: Timestamp) -> Result<bool> {
+        dispatch!(&self.backend, s => s.stop_experiment(name, at).await)
+    }
+
+    /// What each variant of an experiment measured (variants without answers are missing).
+    pub async fn experiment_counts(&self, name: &str) -> Result<Vec<VariantCounts>> {
+        dispatch!(&self.backend, s => s.experiment_counts(name).await)
+    }
+
     /// Appends an admin action to the audit log.
     pub async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
         dispatch!(&self.backend, s => s.record_audit(entry).await)
@@ -592,6 +665,11 @@ impl Import {
     pub async fn put_orders(&mut self, orders: &[Order]) -> Result<()> {
         validate_all("order", orders, Order::validate)?;
         dispatch_import!(&mut self.inner, i => i.write_orders(orders).await)
+    }
+
+    /// Stores attributions in this transaction (see [`Store::insert_attributions`]).
+    pub async fn insert_attributions(&mut self, rows: &[Attribution]) -> Result<u64> {
+        dispatch_import!(&mut self.inner, i => i.write_attributions(rows).await)
     }
 
     /// Stores events once per `event_id`.

@@ -52,6 +52,8 @@ on_both_backends!(
     segment_runs_round_trip,
     new_events_are_found_by_polling,
     large_event_loads_keep_order_retries_and_text,
+    impressions_keep_their_items_in_order_once,
+    experiments_round_trip_and_refuse_clashes,
 );
 
 fn at(day: u32) -> Timestamp {
@@ -960,4 +962,182 @@ async fn large_event_loads_keep_order_retries_and_text(db: TestDatabase) {
     let mut expected: Vec<Event> = events[..12_000].to_vec();
     expected.remove(3);
     assert_eq!(&back[1..], &expected[..]);
+}
+
+async fn impressions_keep_their_items_in_order_once(db: TestDatabase) {
+    use marquee_store::kpis::DateRange;
+    use marquee_store::{
+        Attribution, GroupBy, Impression, ImpressionBatch, Outcome, RecommendationId,
+    };
+    let store = db.open().await;
+    let ids = |v: &[&str]| marquee_store::ShownItems::new(v.iter().copied());
+    let rid = |seq| RecommendationId { source: 0xabc, seq };
+    let a = Impression {
+        id: rid(1),
+        at: at(3),
+        placement: "home:top_picks".into(),
+        user: Some(UserId::new("u1").unwrap()),
+        session: None,
+        model_version: "v1".into(),
+        experiment: None,
+        variant: None,
+        items: ids(&["c", "a", "b"]),
+    };
+    let b = Impression {
+        id: rid(2),
+        at: at(4),
+        placement: "session".into(),
+        user: None,
+        session: Some(SessionId::new("s9").unwrap()),
+        model_version: "v2".into(),
+        experiment: Some("new-ease".into()),
+        variant: Some("treatment".into()),
+        items: ids(&["z"]),
+    };
+    let mut a2 = a.clone();
+    a2.id = rid(3);
+    store
+        .write_impressions(&ImpressionBatch {
+            impressions: vec![a.clone(), b.clone()],
+            first_sightings: vec![0, 1],
+        })
+        .await
+        .unwrap();
+    // The same visitor again in a later batch, not a first sighting: counted as an answer,
+    // not as another user.
+    store
+        .write_impressions(&ImpressionBatch {
+            impressions: vec![a2.clone()],
+            first_sightings: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.impression(rid(1)).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.impression(rid(3)).await.unwrap(), Some(a2.clone()));
+    assert_eq!(store.impression(rid(4)).await.unwrap(), None);
+    let all = store
+        .impression_batches_after(0, at(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].1, vec![a.clone(), b.clone()]);
+    let later = store
+        .impression_batches_after(all[0].0, at(1), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert!(
+        store
+            .impression_batches_after(0, at(1), Some(0xabc), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a source's own batches are left out when asked"
+    );
+
+    let credit = |shown: &Impression, key: &str, outcome, item: &str, revenue| {
+        Attribution::to(
+            shown,
+            key.into(),
+            shown.at,
+            outcome,
+            ItemId::new(item).unwrap(),
+            revenue,
+        )
+    };
+    let credited = vec![
+        credit(&a, "e:1", Outcome::Click, "a", 0),
+        credit(&a, "e:2", Outcome::Click, "a", 0), // the same answer and item: one click
+        credit(&a, "e:3", Outcome::Purchase, "a", 0),
+        credit(&a, "o:o1:0", Outcome::Order, "a", 1_500), // the same sale: one purchase
+        credit(&b, "e:4", Outcome::AddToCart, "z", 0),
+    ];
+    assert_eq!(store.insert_attributions(&credited).await.unwrap(), 5);
+    assert_eq!(
+        store.insert_attributions(&credited[..1]).await.unwrap(),
+        0,
+        "an event is credited once"
+    );
+    let kpis = store
+        .recommendation_kpis(DateRange::default(), GroupBy::Placement)
+        .await
+        .unwrap();
+    let home = kpis.iter().find(|k| k.key == "home:top_picks").unwrap();
+    assert_eq!(
+        (
+            home.impressions,
+            home.users,
+            home.clicks,
+            home.purchases,
+            home.revenue
+        ),
+        (2, 1, 1, 1, 1_500)
+    );
+    assert!(
+        (home.ctr - 0.5).abs() < 1e-12
+            && (home.revenue_per_1k_impressions - 750_000.0).abs() < 1e-6
+    );
+    let session = kpis.iter().find(|k| k.key == "session").unwrap();
+    assert_eq!(
+        (session.impressions, session.add_to_carts, session.clicks),
+        (1, 1, 0)
+    );
+    let by_variant = store
+        .recommendation_kpis(DateRange::default(), GroupBy::Variant)
+        .await
+        .unwrap();
+    let keys: Vec<&str> = by_variant.iter().map(|k| k.key.as_str()).collect();
+    assert_eq!(keys, ["/", "new-ease/treatment"]);
+    let by_day = store
+        .recommendation_kpis(DateRange::new(Some(at(4)), None).unwrap(), GroupBy::Day)
+        .await
+        .unwrap();
+    assert_eq!(by_day.len(), 1, "{by_day:?}");
+    assert_eq!(by_day[0].impressions, 1);
+    let counts = store.experiment_counts("new-ease").await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!((counts[0].impressions, counts[0].users), (1, 1));
+}
+
+async fn experiments_round_trip_and_refuse_clashes(db: TestDatabase) {
+    use marquee_store::{Experiment, Variant};
+    let store = db.open().await;
+    let e = Experiment {
+        name: "spring".into(),
+        placement: "home".into(),
+        metric: "ctr".into(),
+        state: "running".into(),
+        variants: vec![
+            Variant {
+                name: "a".into(),
+                model_version: "v1".into(),
+                share: 0.5,
+            },
+            Variant {
+                name: "b".into(),
+                model_version: "v2".into(),
+                share: 0.5,
+            },
+        ],
+        created_at: at(2),
+        stopped_at: None,
+    };
+    store.create_experiment(&e).await.unwrap();
+    assert_eq!(store.experiment("spring").await.unwrap(), Some(e.clone()));
+    let again = store.create_experiment(&e).await.unwrap_err();
+    assert!(again.to_string().contains("spring"), "{again}");
+    let mut other = e.clone();
+    other.name = "summer".into();
+    let busy = store.create_experiment(&other).await.unwrap_err();
+    assert!(busy.to_string().contains("stop it first"), "{busy}");
+    assert!(store.stop_experiment("spring", at(3)).await.unwrap());
+    assert!(!store.stop_experiment("spring", at(3)).await.unwrap());
+    store.create_experiment(&other).await.unwrap();
+    let all = store.experiments().await.unwrap();
+    assert_eq!(all.len(), 2);
+    let stopped = all.iter().find(|x| x.name == "spring").unwrap();
+    assert_eq!(
+        (stopped.state.as_str(), stopped.stopped_at),
+        ("stopped", Some(at(3)))
+    );
 }

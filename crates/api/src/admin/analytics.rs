@@ -9,6 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
+use marquee_store::GroupBy;
 use marquee_store::kpis::{DateRange, Period, RankBy};
 use serde::Deserialize;
 
@@ -35,6 +36,7 @@ pub(crate) struct RangeQuery {
     period: Option<String>,
     by: Option<String>,
     limit: Option<u32>,
+    group_by: Option<String>,
 }
 
 impl RangeQuery {
@@ -57,6 +59,7 @@ impl RangeQuery {
             ("period", self.period.is_some()),
             ("by", self.by.is_some()),
             ("limit", self.limit.is_some()),
+            ("group_by", self.group_by.is_some()),
         ];
         for (name, set) in given {
             if set && !allowed.contains(&name) {
@@ -149,4 +152,47 @@ pub(crate) async fn customers(
     q.only(&[])?;
     let rows = state.store.new_vs_returning(q.range()?).await?;
     Ok(Json(serde_json::json!({"from": q.from, "to": q.to, "months": rows})).into_response())
+}
+
+/// `GET /v1/admin/analytics/recommendations?from&to&group_by=placement|model_version|variant|day`:
+/// what recommendation answers showed and what was clicked, added to carts and bought because
+/// of them (see `marquee_store::RecommendationKpis`). Each row names its group in the field
+/// `group_by` names; `variant` rows also name their `experiment` (answers outside experiments
+/// have both empty).
+pub(crate) async fn recommendations(
+    _key: AdminKey,
+    State(state): State<AppState>,
+    query: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query?;
+    q.only(&["group_by"])?;
+    let name = q.group_by.as_deref().unwrap_or("placement");
+    let by: GroupBy = name
+        .parse()
+        .map_err(|e: String| ApiError::bad_request("invalid_group_by", e))?;
+    let rows = state.store.recommendation_kpis(q.range()?, by).await?;
+    let rows: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let key = r.key.clone();
+            let mut row = serde_json::to_value(r).unwrap_or_default();
+            if let Some(obj) = row.as_object_mut() {
+                obj.remove("key");
+                if by == GroupBy::Variant {
+                    let (experiment, variant) = key.split_once('/').unwrap_or(("", &key));
+                    obj.insert("experiment".into(), experiment.into());
+                    obj.insert("variant".into(), variant.into());
+                } else {
+                    obj.insert(name.into(), key.into());
+                }
+            }
+            row
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "group_by": name,
+        "from": q.from, "to": q.to,
+        "rows": rows,
+    }))
+    .into_response())
 }

@@ -13,6 +13,7 @@ pub(crate) mod models;
 pub(crate) mod segments;
 pub(crate) mod users;
 
+use crate::experiments::routes as experiments;
 use crate::state::AppState;
 use crate::{catalog, ops, orders, pages};
 use axum::Router;
@@ -52,6 +53,16 @@ pub fn router(mut state: AppState) -> Router {
             get(analytics::top_products),
         )
         .route("/v1/admin/analytics/funnel", get(analytics::funnel))
+        .route(
+            "/v1/admin/analytics/recommendations",
+            get(analytics::recommendations),
+        )
+        .route(
+            "/v1/admin/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route("/v1/admin/experiments/{name}", get(experiments::get))
+        .route("/v1/admin/experiments/{name}/stop", post(experiments::stop))
         .route("/v1/admin/analytics/customers", get(analytics::customers))
         .route(
             "/v1/admin/items",

@@ -11,6 +11,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// mimalloc instead of glibc's allocator: answers allocate on the request threads and their
+/// impressions are freed on the writer's, and glibc pays for each such free with an arena
+/// lock (under load 15–20 % of the server's time was in malloc and free; see
+/// benches/README.md, "Impressions").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serve recommendations over HTTP.
 ///
 /// The storefront API listens on --storefront-addr; every route but /healthz, /readyz and
@@ -59,6 +66,20 @@ struct Cli {
     /// listener, so turn it off where that listener is public.
     #[arg(long, env = "MARQUEE_NO_PAGES")]
     no_pages: bool,
+    /// Record no impressions: answers still carry a recommendation_id, but nothing shown is
+    /// stored, so no event or order is credited to an answer and the recommendation KPIs and
+    /// experiment results stay empty (for load comparisons, or a store that must not grow).
+    #[arg(long, env = "MARQUEE_NO_IMPRESSIONS")]
+    no_impressions: bool,
+    /// Hours after an answer during which a click, add to cart, purchase or order line of an
+    /// item it showed (to the same user or session) is credited to it.
+    #[arg(long, env = "MARQUEE_ATTRIBUTION_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u32).range(1..=720))]
+    attribution_hours: u32,
+    /// Memory budget, in MB, of the model versions kept loaded for running experiments
+    /// (their folders' size on disk); starting an experiment beyond it is refused.
+    #[arg(long, env = "MARQUEE_EXPERIMENT_MEMORY_MB", default_value_t = 2048)]
+    experiment_memory_mb: u64,
     /// Neither seed an empty store nor fit a first model when --model has none: fail instead.
     #[arg(long)]
     no_first_start: bool,
@@ -126,7 +147,10 @@ async fn run(cli: Cli) -> Result<()> {
         .with_tools(tools)
         .with_rate_limit(cli.rate_limit)
         .with_max_in_flight(cli.max_in_flight)
-        .with_pages(!cli.no_pages);
+        .with_pages(!cli.no_pages)
+        .with_impressions(!cli.no_impressions)
+        .with_attribution_window(chrono::TimeDelta::hours(i64::from(cli.attribution_hours)))
+        .with_experiment_budget(cli.experiment_memory_mb.saturating_mul(1 << 20));
     state
         .refresh_fresh_users()
         .await
@@ -170,10 +194,12 @@ async fn run(cli: Cli) -> Result<()> {
             .with_graceful_shutdown(shutdown())
             .into_future(),
     );
-    axum::serve(listener, storefront_router(state))
+    axum::serve(listener, storefront_router(state.clone()))
         .with_graceful_shutdown(shutdown())
         .await?;
     admin.abort();
+    // What was shown before the stop is recorded before the process ends.
+    state.flush_impressions().await;
     Ok(())
 }
 

@@ -188,6 +188,28 @@ async fn home(
         })
         .collect();
     let items = items_of(&state, ids.iter().map(String::as_str)).await;
+    // Each row is an answer: its impression is recorded, and a click on one of its cards
+    // names it, so the click is credited to the row.
+    let version = state.engine.version();
+    let viewer = user.and_then(|u| UserId::new(u).ok());
+    let guest = if viewer.is_none() {
+        guest_session(&headers)
+    } else {
+        None
+    };
+    let shown: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            crate::recommend::record_shown(
+                &state,
+                &format!("home:{}", r.id),
+                viewer.clone(),
+                guest.clone(),
+                &version,
+                &r.items,
+            )
+        })
+        .collect();
     let heading = match user {
         Some(u) => format!("Welcome back, {u}"),
         None => "Welcome, guest".to_owned(),
@@ -198,8 +220,8 @@ async fn home(
             p.muted { "You are browsing as a guest: your clicks shape this visit's rows. "
                 "Pick a user above to see their personal rows." }
         }
-        @for row in &rows {
-            (render_row(row, &items, user))
+        @for (row, shown) in rows.iter().zip(&shown) {
+            (render_row(row, shown, &items, user))
         }
         p.muted { "Model " (state.engine.version()) " (" (state.engine.kind()) ")" }
     };
@@ -287,24 +309,30 @@ fn row_title(row: &HomeRow, items: &HashMap<String, Item>) -> String {
     }
 }
 
-fn render_row(row: &HomeRow, items: &HashMap<String, Item>, user: Option<&str>) -> Markup {
+fn render_row(
+    row: &HomeRow,
+    shown: &str,
+    items: &HashMap<String, Item>,
+    user: Option<&str>,
+) -> Markup {
     html! {
-        section.row data-row=(row.id) {
+        section.row data-row=(row.id) data-recommendation-id=(shown) {
             h2 { (row_title(row, items)) }
             ul.cards {
                 @for r in &row.items {
-                    li { (card(&r.item, items.get(r.item.as_str()), user)) }
+                    li { (card(&r.item, items.get(r.item.as_str()), user, Some(shown))) }
                 }
             }
         }
     }
 }
 
-/// An item as a card; clicking it posts a view.
-fn card(id: &str, item: Option<&Item>, user: Option<&str>) -> Markup {
+/// An item as a card; clicking it posts a view (naming the answer that showed it, if any).
+fn card(id: &str, item: Option<&Item>, user: Option<&str>, shown: Option<&str>) -> Markup {
     html! {
         form method="post" action="/view" {
             input type="hidden" name="item" value=(id);
+            @if let Some(r) = shown { input type="hidden" name="recommendation_id" value=(r); }
             @if let Some(u) = user { input type="hidden" name="user_id" value=(u); }
             button.card type="submit" data-item=(id) {
                 span.title { (item.map_or(id, |i| i.title.as_str())) }
@@ -323,6 +351,8 @@ fn card(id: &str, item: Option<&Item>, user: Option<&str>) -> Markup {
 pub(crate) struct ViewForm {
     item: String,
     user_id: Option<String>,
+    /// The row (answer) the card was in.
+    recommendation_id: Option<String>,
 }
 
 /// `POST /view`: records a view event of the item (for the user, or the guest's session)
@@ -424,7 +454,11 @@ async fn view(
         timestamp: chrono::Utc::now(),
         context: None,
     };
-    if let Err(e) = state.record_events(vec![event]).await {
+    let shown = form
+        .recommendation_id
+        .as_deref()
+        .and_then(|r| r.parse::<marquee_store::RecommendationId>().ok());
+    if let Err(e) = state.record_events(vec![event], vec![shown]).await {
         return failed(e);
     }
     let mut location = format!("/items/{}", encode(item.id.as_str()));
@@ -459,6 +493,7 @@ async fn visible_item(state: &AppState, id: &str, nav: Markup) -> Result<Item, R
 /// `GET /items/{id}?user_id`: the item and "More like this".
 async fn item_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     query: Result<Query<Who>, QueryRejection>,
 ) -> Response {
@@ -481,6 +516,18 @@ async fn item_page(
         about: Some(item.id.as_str().to_owned()),
         items: similar,
     };
+    let shown = crate::recommend::record_shown(
+        &state,
+        "similar",
+        user.and_then(|u| UserId::new(u).ok()),
+        if user.is_none() {
+            guest_session(&headers)
+        } else {
+            None
+        },
+        &state.engine.version(),
+        &row.items,
+    );
     let body = html! {
         p { a href=(home_link(user)) { "← Back to the rows" } }
         article.detail data-item=(item.id.as_str()) {
@@ -493,7 +540,7 @@ async fn item_page(
         @if row.items.is_empty() {
             p.muted { "Nothing similar yet: this item has no viewing history in the model." }
         } @else {
-            (render_row(&row, &items, user))
+            (render_row(&row, &shown, &items, user))
         }
     };
     page(

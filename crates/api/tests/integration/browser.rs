@@ -1,8 +1,8 @@
 //! The web pages in a real browser: headless Chromium driven over WebDriver (chromedriver),
 //! against the real `serve` binary. The storefront: rows for a user, clicks that change them,
 //! a guest's session row, a phone-width layout. The dashboard: a wrong key refused, login,
-//! KPIs equal to the admin API's, a segment export downloaded, a model activated, an item
-//! edited, logout.
+//! KPIs equal to the admin API's, a click on a storefront row counted on the recommendations
+//! page, a segment export downloaded, a model activated, an item edited, logout.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run` installs them);
 //! `MARQUEE_CHROMIUM` / `MARQUEE_CHROMEDRIVER` name other binaries. Without them the test
@@ -298,6 +298,29 @@ async fn dashboard(c: Client, site: &Site) {
         "0.312"
     );
     shot(&c, "dashboard-models").await;
+
+    // Recommendations: the storefront flow clicked a card of u1's trending row, so the row's
+    // placement shows that click, as the admin API counts it.
+    c.goto(&format!("{base}/recommendations")).await.unwrap();
+    let trending = "#by-placement tr[data-key='home:trending']";
+    let clicks = c
+        .find(Locator::Css(trending))
+        .await
+        .unwrap()
+        .attr("data-clicks")
+        .await
+        .unwrap()
+        .unwrap();
+    let kpis = api("/v1/admin/analytics/recommendations?group_by=placement");
+    let counted = kpis["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["placement"] == "home:trending")
+        .map(|r| r["clicks"].as_u64().unwrap());
+    assert!(counted.is_some_and(|n| n >= 1), "{kpis}");
+    assert_eq!(clicks.parse::<u64>().ok(), counted);
+    shot(&c, "dashboard-recommendations").await;
 
     // Catalog: retitle an item; the storefront API serves the new title.
     c.goto(&format!("{base}/catalog")).await.unwrap();

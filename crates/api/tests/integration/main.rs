@@ -5,6 +5,7 @@
 mod browser;
 mod common;
 mod hostile;
+mod outcomes;
 mod pages;
 mod serve;
 mod storefront;

@@ -654,9 +654,10 @@ fn two_replicas_share_postgres_and_the_model_folder() {
 }
 
 /// A log written to a file (not a terminal) is plain text: no ANSI colour codes, which
-/// would otherwise land in the file as escape sequences.
+/// would otherwise land in the file as escape sequences. And a graceful stop (SIGTERM)
+/// stores the impressions of the answers given before it.
 #[test]
-fn a_log_written_to_a_file_has_no_colour_codes() {
+fn a_log_written_to_a_file_has_no_colour_codes_and_a_stop_flushes_impressions() {
     let shop = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(crate::common::shop());
@@ -677,7 +678,7 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let _keys = read_keys(&mut child);
+    let (key, _) = read_keys(&mut child);
     let start = Instant::now();
     while try_http(port, "GET", "/readyz", "", "").map(|r| r.0).ok() != Some(200) {
         assert!(
@@ -686,11 +687,20 @@ fn a_log_written_to_a_file_has_no_colour_codes() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let (s, answer) = http(port, "GET", "/v1/recommendations?user_id=u0&k=3", &key, "");
+    assert_eq!(s, 200, "{answer}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     child.wait().unwrap();
+    // A graceful stop records what was shown before it.
+    let id = answer["recommendation_id"].as_str().unwrap();
+    let stored = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = marquee_store::Store::open(&shop.url).await.unwrap();
+        store.impression(id.parse().unwrap()).await.unwrap()
+    });
+    assert_eq!(stored.map(|i| i.id.to_string()).as_deref(), Some(id));
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("INFO"), "serve logged nothing at info:\n{log}");
     assert!(

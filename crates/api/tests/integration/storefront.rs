@@ -1854,3 +1854,114 @@ async fn remembered_fresh_events_follow_every_change() {
         "{v}"
     );
 }
+
+/// Every answer and every home row carries its own recommendation id and placement (the
+/// caller's, else the route's), and what it showed is recorded as an impression, in order,
+/// with the user or session, the placement and the model version.
+#[tokio::test]
+async fn answers_carry_recommendation_ids_and_are_recorded_as_impressions() {
+    let f = fixture().await;
+    let key = Some(f.storefront.as_str());
+    let start = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let (s, rec) = call(&f, "GET", "/v1/recommendations?user_id=u0&k=3", key, None).await;
+    assert_eq!(s, StatusCode::OK, "{rec}");
+    assert_eq!(rec["placement"], "recommendations");
+    let (s, hero) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=u1&k=2&placement=hero:banner",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, &hero["placement"]),
+        (StatusCode::OK, &Value::from("hero:banner"))
+    );
+    let (s, home) = call(&f, "GET", "/v1/home?user_id=u1&k=2", key, None).await;
+    assert_eq!(s, StatusCode::OK, "{home}");
+    let (s, similar) = call(
+        &f,
+        "GET",
+        "/v1/items/b3/similar?k=2&session_id=visit-7",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, &similar["placement"]),
+        (StatusCode::OK, &Value::from("similar"))
+    );
+    let (s, session) = call(
+        &f,
+        "POST",
+        "/v1/recommendations/session",
+        key,
+        Some(r#"{"items": ["a1"], "k": 2, "session_id": "visit-7"}"#),
+    )
+    .await;
+    assert_eq!(
+        (s, &session["placement"]),
+        (StatusCode::OK, &Value::from("session"))
+    );
+
+    let mut answers: Vec<(&str, String, &Value)> = vec![
+        ("u0", "recommendations".into(), &rec),
+        ("u1", "hero:banner".into(), &hero),
+    ];
+    for row in home["rows"].as_array().unwrap() {
+        let placement = format!("home:{}", row["id"].as_str().unwrap());
+        assert_eq!(row["placement"], placement.as_str());
+        answers.push(("u1", placement, row));
+    }
+    answers.push(("visit-7", "similar".into(), &similar));
+    answers.push(("visit-7", "session".into(), &session));
+    let ids: std::collections::HashSet<&str> = answers
+        .iter()
+        .map(|(_, _, a)| a["recommendation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), answers.len(), "ids repeat: {ids:?}");
+    assert!(ids.iter().all(|id| id.len() == 32), "{ids:?}");
+
+    f.state.flush_impressions().await;
+    for (who, placement, answer) in &answers {
+        let id = answer["recommendation_id"].as_str().unwrap();
+        let imp = f
+            .store
+            .impression(id.parse().unwrap())
+            .await
+            .unwrap()
+            .expect(id);
+        assert!(imp.at >= start);
+        assert_eq!(&imp.placement, placement);
+        let shown: Vec<&str> = answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["item"].as_str().unwrap())
+            .collect();
+        let recorded: Vec<&str> = imp.items.iter().collect();
+        assert_eq!(recorded, shown, "{placement}");
+        let audience = imp
+            .user
+            .as_ref()
+            .map(|u| u.as_str())
+            .or(imp.session.as_ref().map(|s| s.as_str()));
+        assert_eq!(audience, Some(*who), "{placement}");
+        assert_eq!(imp.model_version, "v1");
+    }
+
+    // A placement that is no name is refused, naming it.
+    let (s, v) = call(
+        &f,
+        "GET",
+        "/v1/recommendations?user_id=u0&placement=no%20spaces",
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &Value::from("invalid_placement"))
+    );
+}

@@ -25,6 +25,7 @@
 pub(crate) mod catalog;
 pub(crate) mod events;
 pub(crate) mod import;
+pub(crate) mod impressions;
 pub(crate) mod keys;
 pub(crate) mod kpis;
 pub(crate) mod orders;
@@ -131,11 +132,26 @@ pub(crate) struct Statements {
     pub(crate) orders: Bulk,
     pub(crate) lines: Bulk,
     pub(crate) members: Bulk,
+    pub(crate) visitors: Bulk,
+    pub(crate) attributions: Bulk,
 }
 
 impl Statements {
     pub(crate) fn new(numbered: bool) -> Self {
         Self {
+            visitors: Bulk::new(
+                "INSERT INTO impression_visitors (day, placement, model_version, experiment, variant, visitor)",
+                6,
+                "ON CONFLICT (day, placement, model_version, experiment, variant, visitor) DO NOTHING",
+                numbered,
+            ),
+            attributions: Bulk::new(
+                "INSERT INTO attributions (key, recommendation_id, at, kind, item_id, visitor, \
+                 placement, model_version, experiment, variant, revenue_minor)",
+                11,
+                "ON CONFLICT (key) DO NOTHING",
+                numbered,
+            ),
             events: Bulk::new(
                 "INSERT INTO events (event_id, user_id, session_id, item_id, kind, value, ts, context)",
                 8,
@@ -248,6 +264,10 @@ pub(crate) const EVENT_SELECT: &str =
 /// share this expansion's imports.
 macro_rules! sql_backend {
     ($Store:ident, $Import:ident, $DB:ty, $Row:ty) => {
+        use $crate::impressions::{
+            Attribution, Experiment, GroupBy, Impression, ImpressionBatch, RecommendationId,
+            RecommendationKpis, VariantCounts,
+        };
         use $crate::kpis::{CustomersRow, DateRange, Funnel, Period, ProductRow, RankBy, RevenueRow};
         use $crate::sql::{
             corrupt, count, foreign_key_hint, from_ms, like_escape, ms, placeholders, Statements,
@@ -320,6 +340,7 @@ macro_rules! sql_backend {
         $crate::sql::segments::sql_segments!($Store, $DB, $Row);
         $crate::sql::keys::sql_keys!($Store, $DB, $Row);
         $crate::sql::kpis::sql_kpis!($Store, $DB, $Row);
+        $crate::sql::impressions::sql_impressions!($Store, $Import, $DB, $Row);
         $crate::sql::rows::sql_rows!($Row);
         $crate::sql::import::sql_import!($Import, $DB);
     };

@@ -11,10 +11,12 @@
 mod catalog;
 mod models;
 mod overview;
+mod recommendations;
 
 use catalog::{catalog, edit_form, save};
 use models::{activate, export, models, segments};
 use overview::overview;
+use recommendations::{recommendations, start_experiment, stop_experiment};
 
 use super::svg::{Group, bars};
 use super::{
@@ -57,6 +59,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/catalog", get(catalog))
         .route("/catalog/edit", get(edit_form))
         .route("/catalog/save", post(save))
+        .route("/recommendations", get(recommendations))
+        .route("/experiments", post(start_experiment))
+        .route("/experiments/{name}/stop", post(stop_experiment))
 }
 
 /// Who is logged in: the prefix of the admin key that opened the session. Handlers that
@@ -72,6 +77,7 @@ fn nav(logged_in: bool) -> Markup {
                 a href="/" { "Overview" }
                 a href="/segments" { "Segments" }
                 a href="/models" { "Models" }
+                a href="/recommendations" { "Recommendations" }
                 a href="/catalog" { "Catalog" }
             }
             form method="post" action="/logout" {
