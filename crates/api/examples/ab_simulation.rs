@@ -275,42 +275,58 @@ async fn run(seed: u64, aa: bool) -> (f64, f64, f64, f64, Option<String>, f64) {
     }
     let true_lift = truth_b / truth_a - 1.0;
 
+    // Visitors 32 at a time, each with a random stream of its own (so the run does not
+    // depend on the order answers come back in).
+    let http = Arc::new(http);
+    let world = Arc::new(world);
+    let key = Arc::new(key);
     let mut n = 0u64;
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for u in 0..USERS {
-        let user = format!("u{u}");
-        let answer = http
-            .call(
-                &key,
-                Method::GET,
-                &format!("/v1/recommendations?user_id={user}&k={K}&placement=feed"),
-                None,
-            )
-            .await;
-        *seen
-            .entry(answer["variant"].as_str().unwrap_or("none").to_owned())
-            .or_default() += 1;
-        for r in answer["items"].as_array().expect("items") {
-            let item = r["item"].as_str().expect("item");
-            if rng.chance(world.click(u, index(item))) {
-                n += 1;
-                let mut events = vec![json!({"event_id": format!("c{u}"), "user_id": user,
-                    "item_id": item, "kind": "click",
-                    "recommendation_id": answer["recommendation_id"]})];
-                if rng.chance(0.25) {
-                    events.push(json!({"event_id": format!("p{u}"), "user_id": user,
-                        "item_id": item, "kind": "purchase",
-                        "recommendation_id": answer["recommendation_id"]}));
+    for chunk in (0..USERS).collect::<Vec<_>>().chunks(32) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for &u in chunk {
+            let (http, world, key) = (http.clone(), world.clone(), key.clone());
+            let mut rng = SeededRng::new(seed.wrapping_mul(1_000_003).wrapping_add(u as u64));
+            tasks.spawn(async move {
+                let user = format!("u{u}");
+                let answer = http
+                    .call(
+                        &key,
+                        Method::GET,
+                        &format!("/v1/recommendations?user_id={user}&k={K}&placement=feed"),
+                        None,
+                    )
+                    .await;
+                let variant = answer["variant"].as_str().unwrap_or("none").to_owned();
+                for r in answer["items"].as_array().expect("items") {
+                    let item = r["item"].as_str().expect("item");
+                    let i: usize = item[1..].parse().expect("item index");
+                    if rng.chance(world.click(u, i)) {
+                        let mut events = vec![json!({"event_id": format!("c{u}"),
+                            "user_id": user, "item_id": item, "kind": "click",
+                            "recommendation_id": answer["recommendation_id"]})];
+                        if rng.chance(0.25) {
+                            events.push(json!({"event_id": format!("p{u}"), "user_id": user,
+                                "item_id": item, "kind": "purchase",
+                                "recommendation_id": answer["recommendation_id"]}));
+                        }
+                        http.call(
+                            &key,
+                            Method::POST,
+                            "/v1/events",
+                            Some(json!({"events": events})),
+                        )
+                        .await;
+                        return (variant, 1);
+                    }
                 }
-                http.call(
-                    &key,
-                    Method::POST,
-                    "/v1/events",
-                    Some(json!({"events": events})),
-                )
-                .await;
-                break;
-            }
+                (variant, 0)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            let (variant, clicked) = done.expect("visitor");
+            *seen.entry(variant).or_default() += 1;
+            n += clicked;
         }
     }
     state.flush_impressions().await;

@@ -354,19 +354,18 @@ impl Impressions {
         outcomes: Vec<Outcome>,
     ) -> Vec<marquee_store::Attribution> {
         let mut out = Vec::new();
-        let mut ask_store = Vec::new();
+        let mut missed = self.credit_from_memory(outcomes, &mut out);
+        // An answer of this process may still wait in the queue (it is remembered once
+        // stored, at most INTERVAL later): when an event names one, store the queue first.
+        if missed
+            .iter()
+            .any(|(o, _)| o.explicit.is_some_and(|id| id.source == self.source))
         {
-            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            for o in outcomes {
-                let found = recent.find(&o.visitor, &o.item, o.at, self.window, o.explicit);
-                match found {
-                    Some(shown) if o.explicit.is_none_or(|id| id == shown.id) => {
-                        out.push(credit(&shown, o));
-                    }
-                    other => ask_store.push((o, other)),
-                }
-            }
+            self.flush().await;
+            missed =
+                self.credit_from_memory(missed.into_iter().map(|(o, _)| o).collect(), &mut out);
         }
+        let ask_store = missed;
         for (o, fallback) in ask_store {
             let stored = match o.explicit {
                 Some(id) => store.impression(id).await.unwrap_or_else(|e| {
@@ -388,6 +387,28 @@ impl Impressions {
             }
         }
         out
+    }
+}
+
+impl Impressions {
+    /// Credits the outcomes the memory of recent answers can (into `out`); returns the others
+    /// with the latest answer that showed their item, when an explicit one was not found.
+    fn credit_from_memory(
+        &self,
+        outcomes: Vec<Outcome>,
+        out: &mut Vec<marquee_store::Attribution>,
+    ) -> Vec<(Outcome, Option<Arc<Impression>>)> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut missed = Vec::new();
+        for o in outcomes {
+            match recent.find(&o.visitor, &o.item, o.at, self.window, o.explicit) {
+                Some(shown) if o.explicit.is_none_or(|id| id == shown.id) => {
+                    out.push(credit(&shown, o));
+                }
+                other => missed.push((o, other)),
+            }
+        }
+        missed
     }
 }
 

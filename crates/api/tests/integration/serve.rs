@@ -275,7 +275,8 @@ fn first_start_seeds_the_store_and_fits_a_first_model() {
 /// Crash safety: batches of events and orders are posted to the real binary, which is killed
 /// with SIGKILL at a random moment, 20 times. After each restart the batch or order whose
 /// answer never came is sent again (idempotent retry). At the end every acknowledged event and
-/// order is in the store exactly once.
+/// order is in the store exactly once. Recommendations asked for meanwhile have their
+/// impressions stored, except those of the last interval before each kill.
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     use marquee_domain::rng::SeededRng;
@@ -304,6 +305,8 @@ fn acknowledged_writes_survive_sigkill() {
     let mut rng = SeededRng::new(2026);
     let mut acked_events: Vec<String> = Vec::new();
     let mut acked_orders: Vec<String> = Vec::new();
+    // The recommendation ids answered, with when (relative to the kill) they were answered.
+    let mut answered: Vec<String> = Vec::new();
     // What was sent without an answer when the server died: retried after the restart.
     let mut pending: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut next = 0usize;
@@ -367,6 +370,15 @@ fn acknowledged_writes_survive_sigkill() {
         });
         loop {
             next += 1;
+            // An answer (its impression queued) between the writes.
+            if let Ok((200, _, text)) =
+                try_http(port, "GET", "/v1/recommendations?user_id=u3&k=3", &key, "")
+            {
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if let Some(id) = v["recommendation_id"].as_str() {
+                    answered.push(id.to_owned());
+                }
+            }
             let (path, body, ids) = if next.is_multiple_of(5) {
                 let id = format!("crash-order-{next}");
                 let body = format!(
@@ -407,26 +419,33 @@ fn acknowledged_writes_survive_sigkill() {
         killer.join().unwrap();
         let _ = child.wait();
     }
-    let (stored_events, stored_orders) = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = marquee_store::Store::open(&shop.url).await.unwrap();
-        let user = marquee_domain::UserId::new("crash-user").unwrap();
-        let events = store.events_of_user(&user, u32::MAX).await.unwrap();
-        let mut orders = Vec::new();
-        for id in &acked_orders {
-            let o = store
-                .order(&marquee_domain::OrderId::new(id.as_str()).unwrap())
-                .await
-                .unwrap();
-            orders.push(o.is_some());
-        }
-        (
-            events
-                .iter()
-                .map(|e| e.id.as_str().to_owned())
-                .collect::<Vec<_>>(),
-            orders,
-        )
-    });
+    let (stored_events, stored_orders, impressions) =
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let store = marquee_store::Store::open(&shop.url).await.unwrap();
+            let mut impressions = 0usize;
+            for id in &answered {
+                let found = store.impression(id.parse().unwrap()).await.unwrap();
+                impressions += usize::from(found.is_some());
+            }
+            let user = marquee_domain::UserId::new("crash-user").unwrap();
+            let events = store.events_of_user(&user, u32::MAX).await.unwrap();
+            let mut orders = Vec::new();
+            for id in &acked_orders {
+                let o = store
+                    .order(&marquee_domain::OrderId::new(id.as_str()).unwrap())
+                    .await
+                    .unwrap();
+                orders.push(o.is_some());
+            }
+            (
+                events
+                    .iter()
+                    .map(|e| e.id.as_str().to_owned())
+                    .collect::<Vec<_>>(),
+                orders,
+                impressions,
+            )
+        });
     let stored: std::collections::HashSet<&str> =
         stored_events.iter().map(String::as_str).collect();
     assert_eq!(
@@ -459,11 +478,20 @@ fn acknowledged_writes_survive_sigkill() {
         "{} events acknowledged",
         acked_events.len()
     );
+    // Impressions are stored every 200 ms, so a kill loses the answers of the interval
+    // before it; those of the rest of each round are stored.
+    assert!(
+        impressions > 0 && impressions <= answered.len(),
+        "{impressions} of {} answers stored",
+        answered.len()
+    );
     eprintln!(
-        "{kills} kills: {} events and {} orders acknowledged, all found once ({} events stored)",
+        "{kills} kills: {} events and {} orders acknowledged, all found once ({} events stored); \
+         {impressions} of {} answers' impressions stored",
         acked_events.len(),
         acked_orders.len(),
-        stored_events.len()
+        stored_events.len(),
+        answered.len()
     );
 }
 
