@@ -477,3 +477,42 @@ async fn experiments_assign_variants_and_report_results() {
     assert_eq!(s, StatusCode::CREATED, "{v}");
     drop(l.store);
 }
+
+/// Versions kept for experiments stay within the memory budget: beyond it, creation is
+/// refused with 422 naming the budget, and nothing is stored.
+#[tokio::test]
+async fn an_experiment_over_the_memory_budget_is_refused() {
+    let l = setup().await;
+    crate::common::save_version(
+        &l.shop.model,
+        "v2",
+        &[("u1", "a1", 1.0, 0), ("u2", "a2", 1.0, 0)],
+    );
+    let small = l.state.clone().with_experiment_budget(1);
+    let admin = admin_router(small);
+    let (s, v) = call(
+        &admin,
+        &l.admin_key,
+        "POST",
+        "/v1/admin/experiments",
+        Some(
+            json!({"name": "big", "placement": "recommendations", "metric": "ctr", "variants": [
+                {"name": "a", "model_version": "v1", "share": 0.5},
+                {"name": "b", "model_version": "v2", "share": 0.5},
+            ]}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("experiment_memory")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MARQUEE_EXPERIMENT_MEMORY_MB")
+    );
+    assert!(l.store.experiments().await.unwrap().is_empty());
+}

@@ -621,6 +621,61 @@ fn two_replicas_share_postgres_and_the_model_folder() {
         "the activation is recorded for restarts"
     );
 
+    // An experiment started through A is followed by B; a click B's answer drew, posted to
+    // A with its recommendation_id, is credited to that answer; a stop through A reaches B.
+    let (s, v) = http(
+        admin_a,
+        "POST",
+        "/v1/admin/experiments",
+        &admin_key,
+        r#"{"name": "replicas", "placement": "recommendations", "metric": "ctr",
+            "variants": [{"name": "a", "model_version": "v1", "share": 0.5},
+                         {"name": "b", "model_version": "v2", "share": 0.5}]}"#,
+    );
+    assert_eq!(s, 201, "{v}");
+    let mut shown = Value::Null;
+    let took = within(Duration::from_secs(5), "B follows the experiment", || {
+        let (_, v) = recs(port_b, "u0");
+        shown = v.clone();
+        (v["experiment"] == "replicas", v)
+    });
+    eprintln!("replica B assigned requests to the experiment started through A after {took:?}");
+    let item = shown["items"][0]["item"].as_str().unwrap().to_owned();
+    let click = format!(
+        r#"{{"events": [{{"event_id": "replica-click", "user_id": "u0", "item_id": "{item}",
+             "kind": "click", "recommendation_id": "{}"}}]}}"#,
+        shown["recommendation_id"].as_str().unwrap()
+    );
+    // B stores its impressions every 200 ms.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(http(port_a, "POST", "/v1/events", &key, &click).0, 202);
+    let (_, results) = http(
+        admin_a,
+        "GET",
+        "/v1/admin/experiments/replicas",
+        &admin_key,
+        "",
+    );
+    let clicks: u64 = results["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["clicks"].as_u64().unwrap())
+        .sum();
+    assert_eq!(clicks, 1, "{results}");
+    let (s, _) = http(
+        admin_a,
+        "POST",
+        "/v1/admin/experiments/replicas/stop",
+        &admin_key,
+        "",
+    );
+    assert_eq!(s, 200);
+    within(Duration::from_secs(5), "B follows the stop", || {
+        let (_, v) = recs(port_b, "u0");
+        (v.get("experiment").is_none(), v)
+    });
+
     // The admin jobs run the real tools against PostgreSQL; a retrained version activated
     // through A reaches B too.
     let wait = |id: u64| -> Value {
