@@ -51,20 +51,10 @@ enum Message {
     Flush(oneshot::Sender<()>),
 }
 
-/// A visitor as a number: a hash of `kind` (`b'u'` user, `b's'` session) and the id (FNV-1a
-/// mixed by the splitmix64 finaliser). Lookups compare the stored id too, so a collision
-/// costs nothing but a miss.
+/// A visitor as a number: a hash of `kind` (`b'u'` user, `b's'` session) and the id.
+/// Lookups compare the stored id too, so a collision costs nothing but a miss.
 fn visitor_key(kind: u8, id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in std::iter::once(kind).chain(id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    crate::experiments::stable_hash([std::slice::from_ref(&kind), id.as_bytes()])
 }
 
 /// The kind and id of an impression's visitor, if it has one.

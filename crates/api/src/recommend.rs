@@ -44,22 +44,15 @@ pub(crate) struct RecommendationQuery {
     placement: Option<String>,
 }
 
-/// The longest placement name.
-const MAX_PLACEMENT: usize = 64;
-
 /// The caller's placement, checked, or `default`.
 fn placement(raw: Option<&str>, default: &str) -> Result<String, ApiError> {
-    let Some(raw) = raw else {
-        return Ok(default.to_owned());
-    };
-    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-    if raw.is_empty() || raw.len() > MAX_PLACEMENT || !raw.chars().all(fits) {
-        return Err(ApiError::bad_request(
-            "invalid_placement",
-            format!("placement {raw:?} must be 1 to {MAX_PLACEMENT} letters, digits or `_-.:`"),
-        ));
+    match raw {
+        Some(raw) => {
+            crate::experiments::routes::check_name("placement", "invalid_placement", raw)?;
+            Ok(raw.to_owned())
+        }
+        None => Ok(default.to_owned()),
     }
-    Ok(raw.to_owned())
 }
 
 fn session_id(raw: &str) -> Result<SessionId, ApiError> {

@@ -47,19 +47,27 @@ pub(crate) struct Running {
     pub(crate) built_from: Vec<Experiment>,
 }
 
-/// A number in [0, 1) fixed by the experiment and the visitor's id: FNV-1a over both, mixed
-/// by the splitmix64 finaliser (FNV alone leaves the top bits of short, similar ids close).
-pub fn bucket(experiment: &str, visitor: &str) -> f64 {
+/// A 64-bit hash of `parts` (each followed by a zero byte): FNV-1a mixed by the splitmix64
+/// finaliser (FNV alone leaves the top bits of short, similar ids close). Stable across
+/// processes and versions, unlike `std`'s hasher.
+pub(crate) fn stable_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in experiment.bytes().chain([0]).chain(visitor.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    for part in parts {
+        for &b in part.iter().chain([0u8].iter()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
     }
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
+    h ^ (h >> 31)
+}
+
+/// A number in [0, 1) fixed by the experiment and the visitor's id.
+pub fn bucket(experiment: &str, visitor: &str) -> f64 {
+    let h = stable_hash([experiment.as_bytes(), visitor.as_bytes()]);
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 

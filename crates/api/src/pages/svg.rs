@@ -28,12 +28,7 @@ pub(crate) fn bars(
     groups: &[Group],
     fmt: &dyn Fn(f64) -> String,
 ) -> Markup {
-    let top = groups
-        .iter()
-        .flat_map(|g| g.values.iter().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0_f64, f64::max);
-    let top = if top > 0.0 { top } else { 1.0 };
+    let top = top_of(groups);
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let slot = plot_w / groups.len().max(1) as f64;
@@ -85,12 +80,7 @@ pub(crate) fn lines(
     groups: &[Group],
     fmt: &dyn Fn(f64) -> String,
 ) -> Markup {
-    let top = groups
-        .iter()
-        .flat_map(|g| g.values.iter().copied())
-        .filter(|v| v.is_finite())
-        .fold(0.0_f64, f64::max);
-    let top = if top > 0.0 { top } else { 1.0 };
+    let top = top_of(groups);
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let step = plot_w / groups.len().max(1) as f64;
@@ -139,6 +129,16 @@ pub(crate) fn lines(
             }
         }
     }
+}
+
+/// The largest finite value of the groups (1 when there is none above 0): the y axis' top.
+fn top_of(groups: &[Group]) -> f64 {
+    let top = groups
+        .iter()
+        .flat_map(|g| g.values.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0_f64, f64::max);
+    if top > 0.0 { top } else { 1.0 }
 }
 
 fn fmt1(v: f64) -> String {
