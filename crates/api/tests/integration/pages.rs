@@ -736,3 +736,73 @@ async fn pages_can_be_turned_off() {
         );
     }
 }
+
+/// The recommendations page: an experiment started through its form is served (answers name
+/// it), listed with its results, and stopped through its button; a form naming a missing
+/// version gets the API's refusal as a page.
+#[tokio::test]
+async fn experiments_start_and_stop_from_the_dashboard() {
+    let s = site().await;
+    crate::common::save_version(
+        &s.shop.model,
+        "v2",
+        &[
+            ("u1", "a1", 1.0, 0),
+            ("u1", "a2", 1.0, 0),
+            ("u2", "a2", 1.0, 0),
+        ],
+    );
+    let (_, mut jar) = login(&s, &s.admin_key).await;
+    let page = get(&s.admin, &mut jar, "/recommendations").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No experiments yet."), "{}", page.body);
+    assert!(page.body.contains("<option value=\"v2\""), "{}", page.body);
+
+    let form =
+        "name=dash&placement=recommendations&metric=ctr&control=v1&treatment=v9&treatment_share=50";
+    let a = post(&s.admin, &mut jar, "/experiments", form).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("v9"), "{}", a.body);
+
+    let form =
+        "name=dash&placement=recommendations&metric=ctr&control=v1&treatment=v2&treatment_share=50";
+    let a = post(&s.admin, &mut jar, "/experiments", form).await;
+    assert_eq!(
+        (a.status, a.location()),
+        (StatusCode::SEE_OTHER, "/recommendations?started=dash")
+    );
+    let answer = send(
+        &s.storefront,
+        &mut Jar::default(),
+        "GET",
+        "/v1/recommendations?user_id=u1&k=2",
+        None,
+        &[("authorization", &format!("Bearer {}", s.storefront_key))],
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(v["experiment"], "dash", "{v}");
+    let page = get(&s.admin, &mut jar, "/recommendations?started=dash").await;
+    assert!(page.body.contains("Experiment dash started."));
+    assert!(
+        page.body
+            .contains("data-name=\"dash\" data-state=\"running\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("action=\"/experiments/dash/stop\""));
+
+    let a = post(&s.admin, &mut jar, "/experiments/dash/stop", "").await;
+    assert_eq!(
+        (a.status, a.location()),
+        (StatusCode::SEE_OTHER, "/recommendations?stopped=dash")
+    );
+    let page = get(&s.admin, &mut jar, "/recommendations").await;
+    assert!(
+        page.body
+            .contains("data-name=\"dash\" data-state=\"stopped\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("action=\"/experiments/dash/stop\""));
+}
