@@ -3,7 +3,8 @@
 //!
 //! ```sh
 //! als-fit movielens ../shared/data/movielens-latest-small/ratings.csv OUT_DIR [runs]
-//! als-fit generated 1000000 OUT_DIR [runs]
+//! als-fit generated 1000000 OUT_DIR [runs]      # sparse: 50k users x 20k items
+//! als-fit dense 1000000 OUT_DIR [runs]          # MovieLens-1M's shape: 6,040 x 3,706
 //! ```
 //!
 //! Writes `OUT_DIR/train.csv` and `OUT_DIR/test.csv` (`user,item,value` as row and column
@@ -39,11 +40,26 @@ fn movielens(path: &Path) -> Result<Interactions, String> {
     Ok(Interactions::from_triplets(rows))
 }
 
-/// Users in taste groups; each group prefers its own slice of a Zipf-popular catalog.
+/// The sparse shape: `target / 20` users, `target / 50` items, 5 to 34 picks per visit.
 fn generated(target: usize) -> Interactions {
-    let users = target / 20;
-    let items = (target / 50).max(100);
-    let groups = 50;
+    generated_shape(target / 20, (target / 50).max(100), target, (5, 30), 50)
+}
+
+/// MovieLens-1M's shape: 6,040 users, 3,706 items in 6 taste groups, `target` picks, 80
+/// to 249 per visit (about 165 per user for a million; repeats make it ~125 distinct).
+fn dense(target: usize) -> Interactions {
+    generated_shape(6_040, 3_706, target, (80, 170), 6)
+}
+
+/// Users in `groups` taste groups; each group prefers its own slice of a Zipf-popular
+/// catalog. Each visit makes `low + (0..spread)` picks (a repeated pick is one pair).
+fn generated_shape(
+    users: usize,
+    items: usize,
+    target: usize,
+    (low, spread): (usize, usize),
+    groups: usize,
+) -> Interactions {
     let mut rng = SeededRng::new(7);
     let ids_u: Vec<String> = (0..users).map(|u| format!("u{u}")).collect();
     let ids_i: Vec<String> = (0..items).map(|i| format!("i{i}")).collect();
@@ -62,7 +78,7 @@ fn generated(target: usize) -> Interactions {
     while made < target {
         let user = u % users;
         let group = user % groups;
-        let n = 5 + rng.index(30);
+        let n = low + rng.index(spread);
         for _ in 0..n {
             // 80 % of picks from the user's group, 20 % from any group.
             let g = if rng.chance(0.8) {
@@ -96,11 +112,12 @@ fn write_matrix(path: &Path, m: &Interactions) -> std::io::Result<()> {
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        return Err("usage: als-fit movielens RATINGS_CSV OUT_DIR [runs] | als-fit generated N OUT_DIR [runs]".into());
+        return Err("usage: als-fit movielens RATINGS_CSV OUT_DIR [runs] | als-fit generated|dense N OUT_DIR [runs]".into());
     }
     let data = match args[1].as_str() {
         "movielens" => movielens(Path::new(&args[2]))?,
         "generated" => generated(args[2].parse().map_err(|e| format!("N: {e}"))?),
+        "dense" => dense(args[2].parse().map_err(|e| format!("N: {e}"))?),
         other => return Err(format!("unknown data set {other:?}")),
     };
     let out = Path::new(&args[3]);
