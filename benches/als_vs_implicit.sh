@@ -3,7 +3,7 @@
 # train split, with the same factors (64), iterations (15), regularization and alpha, on the
 # same machine, in the same run. `implicit` is installed from PyPI into a throwaway venv.
 #
-#   bash benches/als_vs_implicit.sh            # MovieLens latest-small and ~1M generated pairs
+#   bash benches/als_vs_implicit.sh            # MovieLens latest-small, ~1M sparse generated pairs, MovieLens-1M's dense shape
 #   RUNS=5 ALS_REG=20 ALS_ALPHA=2 bash benches/als_vs_implicit.sh
 #
 # Needs python3 with venv and network access to PyPI. Results go to stdout as a table and to
@@ -35,6 +35,8 @@ run() {
 }
 run movielens movielens ../shared/data/movielens-latest-small/ratings.csv
 run generated-1m generated 1000000
+# MovieLens-1M's shape: 6,040 users x 3,706 items, ~780k training pairs (~130 per user).
+run dense-ml1m dense 1600000
 
 "$VENV/bin/python" - "$OUT/results.jsonl" <<'PY'
 import json, statistics, sys
