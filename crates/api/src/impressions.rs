@@ -37,8 +37,10 @@ const BATCH: usize = 5_000;
 const SLICE: usize = 256;
 /// Answers kept per visitor for attribution.
 const PER_VISITOR: usize = 64;
-/// Answers kept in memory for attribution, at most (the oldest go first).
-const MAX_RECENT: usize = 500_000;
+/// Answers kept in memory for attribution, at most (the oldest go first): about 400 bytes
+/// each, so under 100 MB. An event naming its answer finds an older one in the store; one
+/// without finds only what is kept.
+const MAX_RECENT: usize = 200_000;
 /// Group-and-visitor-days remembered as seen before the memory is cleared (the store ignores
 /// a second sighting anyway; the memory only saves it the write).
 const MAX_SIGHTINGS: usize = 1_000_000;
