@@ -288,22 +288,31 @@ impl Impressions {
 
     /// Adds the answers other processes stored since the last call (the first call: those of
     /// the attribution window) to the memory of recent answers. Batch numbers of PostgreSQL
-    /// may become visible out of order, so each call looks 256 numbers back again.
+    /// may become visible out of order, so each call looks 64 numbers back again (a page of
+    /// 100 always reaches past those).
     pub(crate) async fn follow(&self, store: &Store) -> Result<usize, marquee_store::Error> {
-        const BACK: i64 = 256;
+        const BACK: i64 = 64;
+        const PAGE: u32 = 100;
         let mut followed = self.followed.lock().await;
         let since = chrono::Utc::now() - self.window;
+        // Read before the batches: everything up to it is looked at below, so the next call
+        // starts there even when all of it was this process's own (else every call would
+        // scan the whole table again).
+        let newest = store.newest_impression_batch().await?;
         let mut added = 0;
         loop {
             let (last, seen) = &mut *followed;
             let batches = store
-                .impression_batches_after((*last - BACK).max(0), since, Some(self.source), 200)
+                .impression_batches_after((*last - BACK).max(0), since, Some(self.source), PAGE)
                 .await?;
             let fresh: Vec<_> = batches
                 .into_iter()
                 .filter(|(id, _)| !seen.contains(id))
                 .collect();
             if fresh.is_empty() {
+                *last = (*last).max(newest);
+                let floor = *last - BACK;
+                seen.retain(|&id| id > floor);
                 return Ok(added);
             }
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());

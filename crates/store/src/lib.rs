@@ -511,6 +511,11 @@ impl Store {
         dispatch!(&self.backend, s => s.impression_batches_after(after, since.timestamp_millis(), except, limit).await)
     }
 
+    /// The number of the newest impression batch (0: none yet).
+    pub async fn newest_impression_batch(&self) -> Result<i64> {
+        dispatch!(&self.backend, s => s.newest_impression_batch().await)
+    }
+
     /// The impression of a recommendation id, if it was stored.
     pub async fn impression(&self, id: RecommendationId) -> Result<Option<Impression>> {
         dispatch!(&self.backend, s => s.impression(id).await)

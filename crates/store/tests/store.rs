@@ -1021,6 +1021,7 @@ async fn impressions_keep_their_items_in_order_once(db: TestDatabase) {
         .unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].1, vec![a.clone(), b.clone()]);
+    assert_eq!(store.newest_impression_batch().await.unwrap(), all[1].0);
     let later = store
         .impression_batches_after(all[0].0, at(1), None, 10)
         .await

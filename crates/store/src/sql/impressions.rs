@@ -113,6 +113,13 @@ macro_rules! sql_impressions {
                     .collect()
             }
 
+            pub(crate) async fn newest_impression_batch(&self) -> Result<i64> {
+                let row = sqlx::query("SELECT CAST(coalesce(max(id), 0) AS BIGINT) FROM impression_batches")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get(0)?)
+            }
+
             pub(crate) async fn impression(
                 &self,
                 id: RecommendationId,
