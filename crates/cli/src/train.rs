@@ -170,6 +170,56 @@ pub struct TrainOutcome {
     pub source: String,
     pub top_items: Vec<TopItem>,
     pub top_pairs: Vec<TopPair>,
+    /// Wall-clock seconds of each phase of [`run`], in order.
+    pub phases: Vec<(String, f64)>,
+}
+
+/// Wall-clock time by phase: each [`Phases::lap`] records the time since the previous one.
+#[derive(Debug)]
+pub struct Phases {
+    last: Instant,
+    pub laps: Vec<(String, f64)>,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Self {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl Phases {
+    pub fn lap(&mut self, name: impl Into<String>) {
+        let now = Instant::now();
+        self.laps
+            .push((name.into(), now.duration_since(self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    /// The phases as a table, with the total and how much of it went to fitting (phases
+    /// named `validate …`, `fit …` and `refit`).
+    pub fn table(laps: &[(String, f64)]) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from("time by phase (wall clock):\n");
+        for (name, secs) in laps {
+            let _ = writeln!(out, "  {name:<28} {secs:>8.2} s");
+        }
+        let total: f64 = laps.iter().map(|l| l.1).sum();
+        let fitting: f64 = laps
+            .iter()
+            .filter(|(n, _)| n.starts_with("validate ") || n.starts_with("fit ") || n == "refit")
+            .map(|l| l.1)
+            .sum();
+        let _ = writeln!(
+            out,
+            "  {:<28} {total:>8.2} s (fitting {fitting:.2} s, everything else {:.2} s)",
+            "total",
+            total - fitting
+        );
+        out
+    }
 }
 
 /// One of the ten most trending items: (item, trending score, distinct users).
@@ -289,6 +339,7 @@ pub fn new_version() -> String {
 
 /// Runs the whole training job (the data already loaded).
 pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
+    let mut phases = Phases::default();
     let TrainingData {
         events,
         orders,
@@ -312,6 +363,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
     let (top_items, top_pairs) = item_tables(&events, &orders)?;
     building.finish_and_clear();
     drop((events, orders));
+    phases.lap("features");
     let matrix = if config.features.binary {
         matrix.map_values(|_| 1.0)
     } else {
@@ -344,8 +396,10 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
     if split.test.nnz() == 0 {
         bail!("the test split is empty: every user has a single interaction");
     }
+    phases.lap("split");
     let features = item_features(&matrix, &items, config.two_tower.buckets);
     drop(items);
+    phases.lap("item features");
     let mut ks: Vec<usize> = vec![1, 5, 10, 20, config.k];
     ks.sort_unstable();
     ks.dedup();
@@ -371,6 +425,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
             },
         );
         searching.finish_and_clear();
+        phases.lap(format!("validate {kind}"));
         check_stop()?;
         let trials = match trials {
             Ok(t) => t,
@@ -388,7 +443,9 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
             sweeps: iteration_seconds,
             loss: loss_curve,
         } = fit(&best, &split.train, &features, &format!("fitting {kind}"))?;
+        phases.lap(format!("fit {kind}"));
         let test = evaluate_at(&model, &split.train, &split.test, &ks);
+        phases.lap(format!("evaluate {kind}"));
         let result = ModelResult {
             kind: kind_of(kind),
             candidate: best,
@@ -431,6 +488,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
             &features,
             &format!("refitting {} on all data", choice.kind),
         )?;
+        phases.lap("refit");
         (refitted.model, matrix)
     } else {
         (models.swap_remove(chosen), split.train.clone())
@@ -453,6 +511,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
         .save(&dir)
         .with_context(|| format!("writing the model to {}", dir.display()))?;
     write_latest(&config.output_dir.join(&config.name), &version)?;
+    phases.lap("write");
     Ok(TrainOutcome {
         users: artifact.history.n_users(),
         items: artifact.history.n_items(),
@@ -468,6 +527,7 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
         source,
         top_items,
         top_pairs,
+        phases: phases.laps,
     })
 }
 

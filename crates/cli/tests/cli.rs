@@ -559,6 +559,32 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
         .find(|l| l.starts_with('*'))
         .expect("a chosen model is marked");
     assert!(stdout.contains("report: "), "{stdout}");
+    // The phase table: every phase, in order, and the share of fitting in the total.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let table = &stderr[stderr.find("time by phase").expect("a phase table")..];
+    let phases: Vec<&str> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.trim().rsplit_once("  ").map(|(name, _)| name.trim()))
+        .collect();
+    for phase in [
+        "read",
+        "features",
+        "split",
+        "validate ease",
+        "fit ease",
+        "evaluate ease",
+        "refit",
+        "write",
+        "report",
+    ] {
+        assert!(phases.contains(&phase), "{phase} missing from\n{table}");
+    }
+    assert!(
+        phases.iter().position(|p| *p == "read") < phases.iter().position(|p| *p == "write"),
+        "{table}"
+    );
+    assert!(table.contains("(fitting "), "{table}");
 
     // The artifact, its pointer and its report.
     let models = work.join("models/default");

@@ -76,9 +76,12 @@ fn run(cli: &Cli) -> Result<()> {
         STOP.store(true, Ordering::Relaxed);
     });
     let loading = train::loading(&config);
+    let started = std::time::Instant::now();
     let data = runtime.block_on(train::load(&config, &cli.store));
     loading.finish_and_clear();
-    let outcome = train::run(&config, data?)?;
+    let read = started.elapsed().as_secs_f64();
+    let mut outcome = train::run(&config, data?)?;
+    outcome.phases.insert(0, ("read".into(), read));
     print!("{}", train::table(&outcome));
     if let Some(dir) = &outcome.artifact_dir {
         println!(
@@ -88,10 +91,15 @@ fn run(cli: &Cli) -> Result<()> {
         );
         if config.report {
             let path = dir.join("report.html");
+            let started = std::time::Instant::now();
             std::fs::write(&path, report::render(&outcome, &config_toml))
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            outcome
+                .phases
+                .push(("report".into(), started.elapsed().as_secs_f64()));
             println!("report: {}", path.display());
         }
     }
+    eprint!("{}", train::Phases::table(&outcome.phases));
     Ok(())
 }
