@@ -367,12 +367,21 @@ impl Impressions {
                 self.credit_from_memory(missed.into_iter().map(|(o, _)| o).collect(), &mut out);
         }
         let ask_store = missed;
+        // One store query per distinct id named, however many events of the batch name it.
+        let mut looked_up: HashMap<RecommendationId, Option<Impression>> = HashMap::new();
         for (o, fallback) in ask_store {
             let stored = match o.explicit {
-                Some(id) => store.impression(id).await.unwrap_or_else(|e| {
-                    tracing::warn!("looking up recommendation {id}: {e}");
-                    None
-                }),
+                Some(id) => match looked_up.get(&id) {
+                    Some(found) => found.clone(),
+                    None => {
+                        let found = store.impression(id).await.unwrap_or_else(|e| {
+                            tracing::warn!("looking up recommendation {id}: {e}");
+                            None
+                        });
+                        looked_up.insert(id, found.clone());
+                        found
+                    }
+                },
                 None => None,
             };
             let fits = |i: &Impression| {
