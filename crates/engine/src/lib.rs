@@ -40,10 +40,12 @@
 //! Threading: the engine is `Send + Sync`; readers never block writers or each other.
 
 mod answer;
+mod facts;
 mod fold;
 mod home;
 mod loaded;
 mod rank;
+mod rules;
 mod swap;
 
 pub use answer::{Answer, Basis, CompactString, Filters, HomeRow, Recommendation};
