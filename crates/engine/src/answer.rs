@@ -33,6 +33,35 @@ pub struct Recommendation {
     /// The item of the user's history this one is most similar to, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub because: Option<CompactString>,
+    /// Why it is in the answer.
+    pub reason: Reason,
+    /// Buy-again answers: the median days between one customer's purchases of the item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub typical_interval_days: Option<f32>,
+}
+
+/// Why an item is in an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The model's personal ranking.
+    Personal,
+    /// The model's personal ranking, nearest to an item of the user's history (`because`).
+    BecauseYouWatched,
+    Similar,
+    BoughtTogether,
+    AlsoViewed,
+    BuyAgain,
+    RecentlyViewed,
+    Trending,
+    Popular,
+    /// From an anonymous session's recent items.
+    Session,
+    /// A promotion of the placement put it at its position.
+    Promoted,
+    /// Nothing better was known: trending items.
+    TrendingFallback,
+    NewInCategory,
 }
 
 /// Where an answer came from.
@@ -47,6 +76,13 @@ pub enum Basis {
     Session,
     /// Items similar to one item.
     Similar,
+    /// Placements' other strategies.
+    BoughtTogether,
+    AlsoViewed,
+    BuyAgain,
+    RecentlyViewed,
+    Trending,
+    Popular,
 }
 
 /// An answer: the items, best first, and the model version that produced them.
@@ -77,7 +113,17 @@ pub(crate) fn check_k(k: usize) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn answer(m: &Loaded, basis: Basis, items: Vec<Recommendation>) -> Answer {
+pub(crate) fn answer(m: &Loaded, basis: Basis, mut items: Vec<Recommendation>) -> Answer {
+    for r in &mut items {
+        r.reason = match basis {
+            Basis::Personal if r.because.is_some() => Reason::BecauseYouWatched,
+            Basis::Personal => Reason::Personal,
+            Basis::ColdStart => Reason::TrendingFallback,
+            Basis::Session => Reason::Session,
+            Basis::Similar => Reason::Similar,
+            _ => r.reason,
+        };
+    }
     Answer {
         model_version: m.artifact.manifest.version.clone(),
         basis,

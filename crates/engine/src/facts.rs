@@ -196,6 +196,7 @@ impl Facts {
         self.names.get(sym as usize).map_or("", String::as_str)
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.category.len()
     }

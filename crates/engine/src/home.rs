@@ -1,7 +1,7 @@
 //! The home page's rows: top picks, "because you watched X", "New in <category>" (the newest
 //! catalog items of the category of the user's latest item), trending.
 
-use crate::answer::{Basis, Filters, HomeRow, Recommendation, check_k};
+use crate::answer::{Basis, Filters, HomeRow, Reason, Recommendation, check_k};
 use crate::loaded::State;
 use crate::rank::{SCRATCH, rank};
 use crate::{Engine, Result};
@@ -66,6 +66,10 @@ impl Engine {
                 &mut s.blocked,
             )
         })?;
+        let mut trending = trending;
+        for r in &mut trending {
+            r.reason = crate::answer::Reason::Trending;
+        }
         rows.push(HomeRow {
             id: "trending",
             title: "Trending now".into(),
@@ -143,6 +147,8 @@ pub(crate) fn new_in_category(
             item: id.as_str().into(),
             score: 0.0,
             because: None,
+            reason: Reason::NewInCategory,
+            typical_interval_days: None,
         })
         .collect();
     (!items.is_empty()).then(|| HomeRow {

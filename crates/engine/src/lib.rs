@@ -44,13 +44,18 @@ mod facts;
 mod fold;
 mod home;
 mod loaded;
+mod placement;
+mod purchases;
 mod rank;
 mod rules;
 mod swap;
 
-pub use answer::{Answer, Basis, CompactString, Filters, HomeRow, Recommendation};
+pub use answer::{Answer, Basis, CompactString, Filters, HomeRow, Reason, Recommendation};
 /// The manifest of a model artifact (for listings of model versions).
 pub use marquee_models::Manifest;
+pub use placement::{
+    Boost, Diversity, PlaceRequest, PlacementSpec, Promotion, Rotation, SpecError, Strategy,
+};
 
 use arc_swap::ArcSwap;
 use loaded::State;
@@ -76,6 +81,15 @@ pub enum Error {
     BadK(usize),
     #[error("the active-version file {path}: {message}")]
     Pointer { path: PathBuf, message: String },
+    #[error("no placement is named {0:?}")]
+    UnknownPlacement(String),
+    #[error("placement {name:?} no longer fits the catalog: {error}; save it again")]
+    BrokenPlacement { name: String, error: SpecError },
+    #[error("the {strategy} strategy needs {needs}")]
+    MissingInput {
+        strategy: &'static str,
+        needs: &'static str,
+    },
 }
 
 /// Result alias of this crate.
@@ -89,4 +103,8 @@ pub struct Engine {
     /// The `active` file contents and modification time last acted on; held while
     /// activating, so following and activating never interleave.
     pub(crate) followed: std::sync::Mutex<Option<(String, std::time::SystemTime)>>,
+    /// The placements served, compiled for the current state.
+    pub(crate) placements: ArcSwap<placement::Placements>,
+    /// Co-purchases and repeat purchases from orders.
+    pub(crate) purchases: std::sync::RwLock<purchases::Purchases>,
 }

@@ -41,6 +41,9 @@ pub(crate) struct Loaded {
     /// Factor models (ALS, BPR, two-tower) with at least [`QUANT_MIN_ITEMS`] items: the item
     /// factors in 8 bits, for a first pass whose best candidates are then scored exactly.
     pub(crate) quant: Option<marquee_models::QuantizedFactors>,
+    /// The users of each item (the history's transpose), built when first needed
+    /// (`also_viewed`).
+    pub(crate) users_of: std::sync::OnceLock<(Vec<u32>, Vec<u32>)>,
 }
 
 /// The fold-in space of a model that folds users in by least squares (ALS, BPR).
@@ -131,7 +134,44 @@ impl Loaded {
             gram,
             dense,
             quant,
+            users_of: std::sync::OnceLock::new(),
         })
+    }
+
+    /// For item `i`: the other items of its users, with how many of its users have each.
+    pub(crate) fn co_counts(&self, i: usize) -> HashMap<u32, u32> {
+        let history = &self.artifact.history;
+        let (offsets, users) = self.users_of.get_or_init(|| {
+            let n = history.n_items();
+            let mut counts = vec![0u32; n + 1];
+            for u in 0..history.n_users() {
+                for &j in history.row(u).items {
+                    counts[j as usize + 1] += 1;
+                }
+            }
+            for j in 0..n {
+                counts[j + 1] += counts[j];
+            }
+            let mut fill = counts.clone();
+            let mut users = vec![0u32; counts[n] as usize];
+            for u in 0..history.n_users() {
+                for &j in history.row(u).items {
+                    users[fill[j as usize] as usize] = u as u32;
+                    fill[j as usize] += 1;
+                }
+            }
+            (counts, users)
+        });
+        let mut out: HashMap<u32, u32> = HashMap::new();
+        let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+        for &u in &users[a..b] {
+            for &j in history.row(u as usize).items {
+                if j as usize != i {
+                    *out.entry(j).or_default() += 1;
+                }
+            }
+        }
+        out
     }
 
     pub(crate) fn n_items(&self) -> usize {
@@ -156,7 +196,13 @@ pub(crate) struct State {
     /// with their vectors from content features alone (computed here, when the catalog or
     /// the model changes, never per request).
     pub(crate) cold: Vec<ColdItem>,
+    /// The catalog facts placement rules read, by fact index (model items first).
+    pub(crate) facts: crate::facts::Facts,
+    /// Distinguishes states: compiled placements are for one generation.
+    pub(crate) generation: u64,
 }
+
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A catalog item unknown to the model, placed by the two-tower item tower's features.
 pub(crate) struct ColdItem {
@@ -203,6 +249,18 @@ pub(crate) fn cold_items(model: &Loaded, catalog: &[Item]) -> Vec<ColdItem> {
 pub(crate) const NEWEST_PER_CATEGORY: usize = 200;
 
 impl State {
+    /// The fact index of an item id: its model index, else its place among the catalog
+    /// items the model does not know.
+    pub(crate) fn fact_index(&self, id: &str) -> Option<usize> {
+        self.model
+            .artifact
+            .history
+            .items
+            .get(id)
+            .or_else(|| self.facts.extra.get(id).copied())
+            .map(|i| i as usize)
+    }
+
     pub(crate) fn new(model: Arc<Loaded>, catalog: &[Item]) -> Self {
         let n = model.n_items();
         let mut meta = vec![
@@ -257,7 +315,10 @@ impl State {
             })
             .collect();
         let cold = cold_items(&model, catalog);
+        let facts = crate::facts::Facts::new(catalog, n, |id| items.get(id));
         Self {
+            facts,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             model,
             meta,
             categories,

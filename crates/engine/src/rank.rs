@@ -3,7 +3,7 @@
 //! factor catalogs), then the top k that pass the filters. Also the session and similar-item
 //! answers. Per-thread scratch buffers keep a request to one allocation: its answer.
 
-use crate::answer::{Answer, Basis, Filters, Recommendation, answer, check_k, explain};
+use crate::answer::{Answer, Basis, Filters, Reason, Recommendation, answer, check_k, explain};
 use crate::fold;
 use crate::loaded::{Loaded, NO_CATEGORY, State, fold_space};
 use crate::{Engine, Error, Result};
@@ -308,6 +308,8 @@ pub(crate) fn recommendations(
             item: items.id(i as usize).into(),
             score,
             because: because.map(|h| items.id(h as usize).into()),
+            reason: Reason::Personal,
+            typical_interval_days: None,
         })
         .collect()
 }
@@ -360,6 +362,8 @@ pub(crate) fn with_cold_items(
                 item: c.id.as_str().into(),
                 score,
                 because: None,
+                reason: Reason::Personal,
+                typical_interval_days: None,
             });
             added = true;
         }

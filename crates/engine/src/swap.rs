@@ -18,6 +18,8 @@ impl Engine {
             state: ArcSwap::from_pointee(state),
             catalog: ArcSwap::from_pointee(catalog),
             followed: std::sync::Mutex::default(),
+            placements: ArcSwap::default(),
+            purchases: std::sync::RwLock::default(),
         })
     }
 
