@@ -16,6 +16,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429 and 503 answers).
     pub retry_after: Option<u64>,
+    /// More fields of the error object (a refused rule's `field` and `position`).
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            details: None,
         }
     }
 
@@ -59,7 +62,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = serde_json::Map::new();
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.into());
+        error.extend(self.details.unwrap_or_default());
+        let body = serde_json::json!({ "error": error });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -94,7 +101,34 @@ impl From<marquee_engine::Error> for ApiError {
             marquee_engine::Error::UnknownItem(_) => {
                 Self::new(StatusCode::NOT_FOUND, "unknown_item", e.to_string())
             }
+            marquee_engine::Error::UnknownPlacement(_) => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_placement", e.to_string())
+            }
+            marquee_engine::Error::MissingInput { needs, .. } => {
+                Self::bad_request("missing_input", format!("{e}: add {needs} to the request"))
+            }
+            marquee_engine::Error::BrokenPlacement { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "placement_out_of_date",
+                e.to_string(),
+            ),
             other => Self::internal(other),
+        }
+    }
+}
+
+/// A placement spec refused: 400 `invalid_placement` with the field and the position in its
+/// rule.
+impl From<marquee_engine::SpecError> for ApiError {
+    fn from(e: marquee_engine::SpecError) -> Self {
+        let mut details = serde_json::Map::new();
+        details.insert("field".into(), e.field.clone().into());
+        if let Some(p) = e.position {
+            details.insert("position".into(), p.into());
+        }
+        Self {
+            details: Some(details),
+            ..Self::bad_request("invalid_placement", e.to_string())
         }
     }
 }

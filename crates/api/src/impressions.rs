@@ -108,6 +108,30 @@ impl Recent {
         }
     }
 
+    /// Per item, how many answers since `since` showed it to `visitor` (`u:<user>` or
+    /// `s:<session>`), as far as the memory reaches (the last [`PER_VISITOR`] answers).
+    fn shown_since(&self, visitor: &str, since: Timestamp) -> Vec<(String, u32)> {
+        let Some((kind, id)) = visitor.split_once(':') else {
+            return Vec::new();
+        };
+        let Some(&kind) = kind.as_bytes().first() else {
+            return Vec::new();
+        };
+        let Some(list) = self.by_visitor.get(&visitor_key(kind, id)) else {
+            return Vec::new();
+        };
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for imp in list
+            .iter()
+            .filter(|i| i.at >= since && visitor_of(i) == Some((kind, id)))
+        {
+            for item in imp.items.iter() {
+                *counts.entry(item).or_default() += 1;
+            }
+        }
+        counts.into_iter().map(|(i, n)| (i.to_owned(), n)).collect()
+    }
+
     /// The answer `item` is credited to: `explicit` when it showed the item to `visitor`
     /// (`u:<user>` or `s:<session>`) within the window before `at`, else the latest such
     /// answer.
@@ -254,6 +278,15 @@ impl Impressions {
             next: AtomicU64::new(0),
             followed: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// Per item, how many answers since `since` showed it to `visitor` (`u:<user>` or
+    /// `s:<session>`); answers still queued are not counted.
+    pub(crate) fn shown_since(&self, visitor: &str, since: Timestamp) -> Vec<(String, u32)> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .shown_since(visitor, since)
     }
 
     /// A new recommendation id.

@@ -53,6 +53,7 @@ pub mod metrics;
 mod ops;
 mod orders;
 mod pages;
+mod placements;
 mod recommend;
 mod state;
 mod writer;

@@ -94,6 +94,7 @@ pub(crate) async fn place_order(
         Placed::Existing(order) => Ok((StatusCode::OK, Json(order_json(&order))).into_response()),
         Placed::Created(order) => {
             state.note_fresh_user(request.user.as_str());
+            state.count_orders(std::slice::from_ref(&order));
             credit_order(&state, &order, shown).await;
             Ok((StatusCode::CREATED, Json(order_json(&order))).into_response())
         }
@@ -250,6 +251,12 @@ pub(crate) async fn set_order_status(
     let status = parse_status(&body.status)?;
     let order = find_order(&state, &id).await?;
     state.store.set_order_status(&order.id, status).await?;
+    if matches!(
+        status,
+        marquee_domain::OrderStatus::Cancelled | marquee_domain::OrderStatus::Refunded
+    ) {
+        state.uncount_order(order.id.as_str());
+    }
     let order = find_order(&state, &id).await?;
     Ok(Json(order_json(&order)).into_response())
 }

@@ -30,8 +30,15 @@ fn default_k() -> usize {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RecommendationQuery {
     user_id: Option<String>,
-    #[serde(default = "default_k")]
-    k: usize,
+    /// Default 10 (a placement's own k for a placement).
+    k: Option<usize>,
+    /// For placements: the item of an item page, a cart's or session's items
+    /// (comma-separated), the anonymous session.
+    item_id: Option<String>,
+    items: Option<String>,
+    session_id: Option<String>,
+    /// `item`: each item with its catalog details.
+    include: Option<String>,
     category: Option<String>,
     /// Comma-separated item ids.
     exclude: Option<String>,
@@ -119,11 +126,19 @@ struct ServedRow<'a> {
     experiment: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<&'a str>,
-    id: &'static str,
+    id: &'a str,
     title: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     about: Option<&'a str>,
-    items: &'a [Recommendation],
+    items: ItemsOut<'a>,
+}
+
+/// A row's items: as the engine answered them, or with their catalog details.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ItemsOut<'a> {
+    Plain(&'a [Recommendation]),
+    Detailed(Vec<serde_json::Value>),
 }
 
 /// Queues the impression of what answer `id` showed at `placement` (when it shows items and
@@ -187,8 +202,40 @@ fn answer_response(
     placement: String,
     audience: Audience,
 ) -> Result<Response, ApiError> {
+    answer_response_with(state, answer, placement, audience, None)
+}
+
+/// [`answer_response`], with each item's catalog details from `details` when given.
+fn answer_response_with(
+    state: &AppState,
+    answer: Answer,
+    placement: String,
+    audience: Audience,
+    details: Option<&Engine>,
+) -> Result<Response, ApiError> {
     let id = state.impressions().next_id();
     let mut text = [0u8; 32];
+    if let Some(engine) = details {
+        let items = with_details(engine, &answer.items)?;
+        let body = serde_json::json!({
+            "recommendation_id": id.write_hex(&mut text),
+            "placement": placement,
+            "experiment": audience.assigned.as_ref().map(|(e, _)| e.as_str()),
+            "variant": audience.assigned.as_ref().map(|(_, v)| v.as_str()),
+            "model_version": answer.model_version,
+            "basis": answer.basis,
+            "items": items,
+        });
+        record(
+            state,
+            id,
+            placement,
+            audience,
+            answer.model_version,
+            &answer.items,
+        );
+        return Ok(Json(body).into_response());
+    }
     let served = Served {
         recommendation_id: id.write_hex(&mut text),
         placement: &placement,
@@ -221,12 +268,131 @@ fn answer_response(
         .into_response())
 }
 
+/// The answer's items as JSON, each `item` an object: `{id, title, category, genres, price,
+/// currency, in_stock, attributes}` (only `id` for an item the catalog lacks).
+fn with_details(
+    engine: &Engine,
+    items: &[Recommendation],
+) -> Result<Vec<serde_json::Value>, ApiError> {
+    items
+        .iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).map_err(ApiError::internal)?;
+            let details = match engine.catalog_item(&r.item) {
+                Some(i) => serde_json::json!({
+                    "id": r.item.as_str(),
+                    "title": i.title,
+                    "category": i.category,
+                    "genres": i.genres,
+                    "price": i.price.map(|p| p.minor as f64 / p.currency.minor_per_major() as f64),
+                    "currency": i.price.map(|p| p.currency.as_str().to_owned()),
+                    "in_stock": i.in_stock,
+                    "attributes": i.attributes,
+                }),
+                None => serde_json::json!({ "id": r.item.as_str() }),
+            };
+            if let Some(map) = v.as_object_mut() {
+                map.insert("item".into(), details);
+            }
+            Ok(v)
+        })
+        .collect()
+}
+
+/// Whether `include` asks for item details (`item`; anything else is a 400).
+fn include_items(include: Option<&str>) -> Result<bool, ApiError> {
+    let mut item = false;
+    for part in include.unwrap_or_default().split(',').map(str::trim) {
+        match part {
+            "" => {}
+            "item" => item = true,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_include",
+                    format!("include {other:?} is not known; the only one is `item`"),
+                ));
+            }
+        }
+    }
+    Ok(item)
+}
+
+/// Decodes `%XX` escapes and `+` of a query string part.
+fn percent_decode(raw: &str) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = raw
+                    .get(i + 1..i + 3)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request("invalid_query", format!("bad escape in {raw:?}"))
+                    })?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out)
+        .map_err(|_| ApiError::bad_request("invalid_query", format!("{raw:?} is not UTF-8")))
+}
+
+/// A request's `context.<key>` values.
+type Context = Vec<(String, String)>;
+
+/// The query without its `context.<key>=value` pairs, and those pairs (decoded).
+fn split_context(
+    uri: &axum::http::Uri,
+) -> Result<(std::borrow::Cow<'_, axum::http::Uri>, Context), ApiError> {
+    let raw = uri.query().unwrap_or_default();
+    if !raw.contains("context.") {
+        return Ok((std::borrow::Cow::Borrowed(uri), Vec::new()));
+    }
+    let mut rest = Vec::new();
+    let mut context = Vec::new();
+    for part in raw.split('&') {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        match percent_decode(k)?.strip_prefix("context.") {
+            Some(key) if !key.is_empty() => context.push((key.to_owned(), percent_decode(v)?)),
+            _ => rest.push(part),
+        }
+    }
+    let rebuilt: axum::http::Uri = format!("{}?{}", uri.path(), rest.join("&"))
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_query", format!("{e}")))?;
+    Ok((std::borrow::Cow::Owned(rebuilt), context))
+}
+
+fn item_list(field: &str, raw: Option<&str>) -> Result<Vec<marquee_domain::ItemId>, ApiError> {
+    raw.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(n, s)| item_id(&format!("{field}[{n}]"), s))
+        .collect()
+}
+
 pub(crate) async fn recommendations(
     _key: StorefrontKey,
     State(state): State<AppState>,
-    query: Result<Query<RecommendationQuery>, QueryRejection>,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query?;
+    let (uri, context) = split_context(&uri)?;
+    let Query(q) = Query::<RecommendationQuery>::try_from_uri(&uri)
+        .map_err(|e: QueryRejection| ApiError::from(e))?;
+    let details = include_items(q.include.as_deref())?;
+    if let Some(name) = q.placement.as_deref()
+        && state.engine.has_placement(name)
+    {
+        return serve_placement(&state, name, &q, &context, details).await;
+    }
     let placement = placement(q.placement.as_deref(), "recommendations")?;
     if let (Some(lo), Some(hi)) = (q.min_price, q.max_price)
         && lo > hi
@@ -257,8 +423,91 @@ pub(crate) async fn recommendations(
     };
     let mut audience = Audience::new(user, None);
     let engine = audience.engine(&state, &placement);
-    let answer = engine.recommend(audience.user.as_ref(), &recent, q.k, &filters)?;
-    answer_response(&state, answer, placement, audience)
+    let answer = engine.recommend(audience.user.as_ref(), &recent, q.k.unwrap_or(10), &filters)?;
+    answer_response_with(
+        &state,
+        answer,
+        placement,
+        audience,
+        details.then_some(&*engine),
+    )
+}
+
+/// `GET /v1/recommendations?placement=NAME`: the answer of a saved placement.
+async fn serve_placement(
+    state: &AppState,
+    name: &str,
+    q: &RecommendationQuery,
+    context: &[(String, String)],
+    details: bool,
+) -> Result<Response, ApiError> {
+    let user = q.user_id.as_deref().map(user_id).transpose()?;
+    let session = q.session_id.as_deref().map(session_id).transpose()?;
+    let item = q
+        .item_id
+        .as_deref()
+        .map(|i| item_id("item_id", i))
+        .transpose()?;
+    let items = item_list("items", q.items.as_deref())?;
+    let recent = recent_events(state, user.as_ref()).await?;
+    let mut audience = Audience::new(user, session);
+    let engine = audience.engine(state, name);
+    let answer = place_with(
+        state,
+        &engine,
+        name,
+        &audience,
+        &recent,
+        item.as_ref(),
+        &items,
+        q.k,
+        context,
+    )?;
+    answer_response_with(
+        state,
+        answer,
+        name.to_owned(),
+        audience,
+        details.then_some(&*engine),
+    )
+}
+
+/// The engine's answer of placement `name` for the audience, with the visitor's rotation
+/// counts when the placement rotates.
+#[allow(clippy::too_many_arguments)]
+fn place_with(
+    state: &AppState,
+    engine: &Engine,
+    name: &str,
+    audience: &Audience,
+    recent: &[marquee_domain::Event],
+    item: Option<&marquee_domain::ItemId>,
+    items: &[marquee_domain::ItemId],
+    k: Option<usize>,
+    context: &[(String, String)],
+) -> Result<Answer, ApiError> {
+    let visitor = match (&audience.user, &audience.session) {
+        (Some(u), _) => Some(format!("u:{}", u.as_str())),
+        (None, Some(s)) => Some(format!("s:{}", s.as_str())),
+        _ => None,
+    };
+    let shown = match (engine.placement_rotation(name), visitor) {
+        (Some(r), Some(v)) if state.record_impressions => {
+            crate::placements::shown_unclicked(state, &v, r.within_hours, recent)
+        }
+        _ => Vec::new(),
+    };
+    let req = marquee_engine::PlaceRequest {
+        user: audience.user.as_ref(),
+        recent,
+        item,
+        items,
+        k,
+        context,
+        shown_unclicked: &shown,
+        now_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    Ok(engine.place(name, &req)?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +516,11 @@ pub(crate) struct HomeQuery {
     user_id: Option<String>,
     #[serde(default = "default_k")]
     k: usize,
+    /// Placements to answer as the rows, in order (comma-separated), instead of the
+    /// default rows.
+    rows: Option<String>,
+    /// `item`: each item with its catalog details.
+    include: Option<String>,
     /// Each row's placement is `<placement>:<row id>` (default `home:<row id>`).
     placement: Option<String>,
 }
@@ -278,8 +532,12 @@ pub(crate) async fn home(
 ) -> Result<Response, ApiError> {
     let Query(q) = query?;
     let prefix = placement(q.placement.as_deref(), "home")?;
+    let details = include_items(q.include.as_deref())?;
     let user = q.user_id.as_deref().map(user_id).transpose()?;
     let recent = recent_events(&state, user.as_ref()).await?;
+    if let Some(rows) = q.rows.as_deref() {
+        return placement_rows(&state, rows, user, &recent, q.k, details);
+    }
     let mut audience = Audience::new(user, None);
     let engine = audience.engine(&state, &prefix);
     let rows = engine.home(audience.user.as_ref(), &recent, q.k)?;
@@ -310,10 +568,93 @@ pub(crate) async fn home(
                 id: row.id,
                 title: &row.title,
                 about: row.about.as_deref(),
-                items: &row.items,
+                items: if details {
+                    ItemsOut::Detailed(with_details(&engine, &row.items).unwrap_or_default())
+                } else {
+                    ItemsOut::Plain(&row.items)
+                },
             }
         })
         .collect();
+    Ok(Json(serde_json::json!({"model_version": version, "rows": served})).into_response())
+}
+
+/// `/v1/home?rows=a,b`: one row per placement, in order; each is an answer of its own (its
+/// own recommendation id, impression and experiment assignment).
+fn placement_rows(
+    state: &AppState,
+    rows: &str,
+    user: Option<UserId>,
+    recent: &[marquee_domain::Event],
+    k: usize,
+    details: bool,
+) -> Result<Response, ApiError> {
+    let names: Vec<&str> = rows
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if names.is_empty() || names.len() > 20 {
+        return Err(ApiError::bad_request(
+            "invalid_rows",
+            "rows names 1 to 20 placements, comma-separated",
+        ));
+    }
+    let mut answers = Vec::new();
+    for name in &names {
+        if !state.engine.has_placement(name) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "unknown_placement",
+                format!("rows: no placement is named {name:?}"),
+            ));
+        }
+        let mut audience = Audience::new(user.clone(), None);
+        let engine = audience.engine(state, name);
+        let answer = place_with(
+            state,
+            &engine,
+            name,
+            &audience,
+            recent,
+            None,
+            &[],
+            Some(k),
+            &[],
+        )?;
+        answers.push((name, audience, engine, answer));
+    }
+    let version = state.engine.version();
+    let mut served = Vec::new();
+    for (name, audience, engine, answer) in &answers {
+        let id = state.impressions().next_id();
+        record(
+            state,
+            id,
+            (**name).to_owned(),
+            Audience {
+                user: audience.user.clone(),
+                session: None,
+                assigned: audience.assigned.clone(),
+            },
+            answer.model_version.clone(),
+            &answer.items,
+        );
+        served.push(ServedRow {
+            recommendation_id: id.to_string(),
+            placement: (**name).to_owned(),
+            experiment: audience.assigned.as_ref().map(|(e, _)| e.as_str()),
+            variant: audience.assigned.as_ref().map(|(_, v)| v.as_str()),
+            id: name,
+            title: name,
+            about: None,
+            items: if details {
+                ItemsOut::Detailed(with_details(engine, &answer.items)?)
+            } else {
+                ItemsOut::Plain(&answer.items)
+            },
+        });
+    }
     Ok(Json(serde_json::json!({"model_version": version, "rows": served})).into_response())
 }
 

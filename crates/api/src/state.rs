@@ -62,6 +62,10 @@ pub struct Shared {
     pub(crate) experiments_building: Arc<tokio::sync::Mutex<()>>,
     /// The memory budget of the versions loaded for experiments, in bytes.
     pub(crate) experiment_budget: u64,
+    /// The placements last served: (name, saved at), to tell when the store's changed.
+    pub(crate) placements_seen: Arc<std::sync::Mutex<Option<crate::placements::Seen>>>,
+    /// Whether every stored order was counted for bought-together answers.
+    pub(crate) orders_counted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Requests answered at once (per listener pair) before new ones are shed with 503.
@@ -88,6 +92,8 @@ impl AppState {
             experiments: Arc::default(),
             experiments_building: Arc::default(),
             experiment_budget: crate::experiments::DEFAULT_MEMORY_BYTES,
+            placements_seen: Arc::default(),
+            orders_counted: Arc::default(),
         }))
     }
 
@@ -137,6 +143,7 @@ impl AppState {
             self.catalog_seen.store(version, Ordering::Release);
         }
         self.follow_experiments().await?;
+        self.follow_placements().await?;
         self.impressions()
             .follow(&self.store)
             .await
@@ -239,6 +246,11 @@ impl AppState {
         })
         .await
         .map_err(|e| BuildError::Store(e.to_string()))??;
+        let placements = self.engine.placements();
+        for (engine, _) in built.engines.values() {
+            engine.share_orders(&self.engine);
+            engine.set_placements((*placements).clone());
+        }
         self.experiments.store(Arc::new(built));
         Ok(())
     }

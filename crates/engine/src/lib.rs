@@ -106,5 +106,5 @@ pub struct Engine {
     /// The placements served, compiled for the current state.
     pub(crate) placements: ArcSwap<placement::Placements>,
     /// Co-purchases and repeat purchases from orders.
-    pub(crate) purchases: std::sync::RwLock<purchases::Purchases>,
+    pub(crate) purchases: ArcSwap<std::sync::RwLock<purchases::Purchases>>,
 }

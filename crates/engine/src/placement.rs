@@ -336,6 +336,11 @@ impl Engine {
         self.placements.load().specs.clone()
     }
 
+    /// Whether a placement of this name is served.
+    pub fn has_placement(&self, name: &str) -> bool {
+        self.placements.load().specs.contains_key(name)
+    }
+
     /// The rotation of placement `name`, if it has one (the caller counts what the visitor
     /// was shown within its window).
     pub fn placement_rotation(&self, name: &str) -> Option<Rotation> {
@@ -524,8 +529,8 @@ impl Engine {
                 })
             }
             Strategy::FrequentlyBoughtTogether => {
-                let p = self
-                    .purchases
+                let shared = self.purchases.load();
+                let p = shared
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let of: Vec<u32> = req
@@ -562,8 +567,8 @@ impl Engine {
                 )
             }
             Strategy::BuyAgain => {
-                let p = self
-                    .purchases
+                let shared = self.purchases.load();
+                let p = shared
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let bought = req
@@ -734,14 +739,9 @@ fn best<'a>(
     out
 }
 
-/// A score multiplied by a boost factor: a factor above 1 always moves an item up (negative
-/// scores, as a factor model gives, are divided).
+/// A relative score (see `arrange`) multiplied by a boost factor.
 fn boosted(score: f32, factor: f32) -> f32 {
-    if score >= 0.0 {
-        score * factor
-    } else {
-        score / factor
-    }
+    score * factor
 }
 
 /// The diversity group of an item (`None`: uncapped).
@@ -827,9 +827,31 @@ fn arrange(
         .map(|(r, p)| (r, p, r.env(facts, req.now_ms, &promo_values)));
     let rotation = placement.spec.rotation.as_ref();
 
+    // With boosts or rotation, scores become relative first (the pool's best 1, its worst
+    // 0.01), so that a factor means the same for every model: a factor above 1 moves an
+    // item up, 0 puts it below every other candidate.
+    let relative = !placement.boosts.is_empty() || rotation.is_some();
+    let (lo, hi) = candidates
+        .iter()
+        .filter(|c| !c.fallback && c.rec.score.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), c| {
+            (lo.min(c.rec.score), hi.max(c.rec.score))
+        });
+    let rescale = |s: f32| {
+        if !relative {
+            s
+        } else if hi > lo {
+            0.01 + 0.99 * (s - lo) / (hi - lo)
+        } else {
+            1.0
+        }
+    };
     let mut kept: Vec<(Candidate, bool)> = Vec::with_capacity(candidates.len());
     for c in candidates {
         let mut c = c.clone();
+        if !c.fallback {
+            c.rec.score = rescale(c.rec.score);
+        }
         let Some(i) = c.fact else {
             // Neither the model nor the catalog knows it: only an unfiltered placement shows it.
             if placement.filter.is_none() {
@@ -854,7 +876,7 @@ fn arrange(
                 .iter()
                 .any(|(id, n)| *n >= rot.after_impressions && id.as_str() == c.rec.item)
         {
-            c.rec.score = boosted(c.rec.score, rot.factor.max(f32::MIN_POSITIVE));
+            c.rec.score = boosted(c.rec.score, rot.factor);
         }
         let promoted = promo.as_ref().is_some_and(|(r, _, env)| r.matches(env, i));
         kept.push((c, promoted));

@@ -149,8 +149,8 @@ impl Engine {
     /// Counts orders for frequently-bought-together and buy-again answers (an order counted
     /// already is skipped; a cancelled or refunded one is taken out).
     pub fn add_orders<'a>(&self, orders: impl IntoIterator<Item = &'a Order>) {
-        let mut p = self
-            .purchases
+        let shared = self.purchases.load();
+        let mut p = shared
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for o in orders {
@@ -158,9 +158,15 @@ impl Engine {
         }
     }
 
+    /// Shares `other`'s order counts (an experiment's engine answers from the same orders).
+    pub fn share_orders(&self, other: &Engine) {
+        self.purchases.store(other.purchases.load_full());
+    }
+
     /// Takes an order out (it was cancelled or refunded).
     pub fn remove_order(&self, id: &str) {
         self.purchases
+            .load()
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
@@ -168,8 +174,8 @@ impl Engine {
 
     /// How many orders holding `a` also hold `b` (cancelled and refunded left out).
     pub fn bought_together_count(&self, a: &str, b: &str) -> u32 {
-        let p = self
-            .purchases
+        let shared = self.purchases.load();
+        let p = shared
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (Some(a), Some(b)) = (p.index(a), p.index(b)) else {

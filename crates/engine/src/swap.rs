@@ -19,7 +19,7 @@ impl Engine {
             catalog: ArcSwap::from_pointee(catalog),
             followed: std::sync::Mutex::default(),
             placements: ArcSwap::default(),
-            purchases: std::sync::RwLock::default(),
+            purchases: ArcSwap::default(),
         })
     }
 
@@ -107,6 +107,18 @@ impl Engine {
         self.state.store(Arc::new(State::new(model, &catalog)));
         tracing::info!(%version, "model swapped in");
         Ok(version)
+    }
+
+    /// The catalog item of an id (for answers that include item details).
+    pub fn catalog_item(&self, id: &str) -> Option<Item> {
+        let state = self.state.load();
+        let pos = *state.facts.catalog_pos.get(state.fact_index(id)?)?;
+        let catalog = self.catalog.load();
+        catalog
+            .get(pos as usize)
+            .filter(|i| i.id.as_str() == id)
+            .cloned()
+            .or_else(|| catalog.iter().find(|i| i.id.as_str() == id).cloned())
     }
 
     /// Replaces the catalog facts (stock, visibility, categories, prices).

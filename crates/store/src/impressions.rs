@@ -368,6 +368,15 @@ pub struct Experiment {
     pub stopped_at: Option<Timestamp>,
 }
 
+/// A placement as stored: its name, its spec (JSON, as the engine reads it) and when it was
+/// last saved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredPlacement {
+    pub name: String,
+    pub spec: serde_json::Value,
+    pub updated_at: Timestamp,
+}
+
 /// One arm of an experiment.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Variant {

@@ -31,7 +31,7 @@ use marquee_domain::{
 
 pub use impressions::{
     Attribution, Experiment, GroupBy, Impression, ImpressionBatch, Outcome, RecommendationId,
-    RecommendationKpis, ShownItems, Variant, VariantCounts,
+    RecommendationKpis, ShownItems, StoredPlacement, Variant, VariantCounts,
 };
 pub use keys::{ApiKeyRole, NewApiKey};
 pub use orders::{LineRequest, OrderRefused, OrderRequest, Placed};
@@ -366,7 +366,10 @@ impl Store {
     }
 
     /// Streams every order with its lines to `each`, in id order and in pages.
-    pub async fn for_each_order(&self, mut each: impl FnMut(Order) -> Result<()>) -> Result<()> {
+    pub async fn for_each_order(
+        &self,
+        mut each: impl FnMut(Order) -> Result<()> + Send,
+    ) -> Result<()> {
         dispatch!(&self.backend, s => s.for_each_order(&mut each).await)
     }
 
@@ -563,6 +566,21 @@ impl Store {
     /// What each variant of an experiment measured (variants without answers are missing).
     pub async fn experiment_counts(&self, name: &str) -> Result<Vec<VariantCounts>> {
         dispatch!(&self.backend, s => s.experiment_counts(name).await)
+    }
+
+    /// Saves a placement (replacing one of the same name); true when it is new.
+    pub async fn put_placement(&self, placement: &StoredPlacement) -> Result<bool> {
+        dispatch!(&self.backend, s => s.put_placement(placement).await)
+    }
+
+    /// Every placement, by name.
+    pub async fn placements(&self) -> Result<Vec<StoredPlacement>> {
+        dispatch!(&self.backend, s => s.placements().await)
+    }
+
+    /// Deletes a placement; false when there is none of that name.
+    pub async fn delete_placement(&self, name: &str) -> Result<bool> {
+        dispatch!(&self.backend, s => s.delete_placement(name).await)
     }
 
     /// Appends an admin action to the audit log.

@@ -62,6 +62,13 @@ pub fn router(mut state: AppState) -> Router {
             get(experiments::list).post(experiments::create),
         )
         .route("/v1/admin/experiments/{name}", get(experiments::get))
+        .route("/v1/admin/placements", get(crate::placements::list))
+        .route(
+            "/v1/admin/placements/{name}",
+            get(crate::placements::get)
+                .put(crate::placements::put)
+                .delete(crate::placements::delete),
+        )
         .route("/v1/admin/experiments/{name}/stop", post(experiments::stop))
         .route("/v1/admin/analytics/customers", get(analytics::customers))
         .route(

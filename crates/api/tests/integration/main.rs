@@ -7,5 +7,6 @@ mod common;
 mod hostile;
 mod outcomes;
 mod pages;
+mod placements;
 mod serve;
 mod storefront;

@@ -13,17 +13,17 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-struct Loop {
-    shop: crate::common::Shop,
-    state: AppState,
-    store: Store,
-    storefront: axum::Router,
-    admin: axum::Router,
-    key: String,
-    admin_key: String,
+pub(crate) struct Loop {
+    pub(crate) shop: crate::common::Shop,
+    pub(crate) state: AppState,
+    pub(crate) store: Store,
+    pub(crate) storefront: axum::Router,
+    pub(crate) admin: axum::Router,
+    pub(crate) key: String,
+    pub(crate) admin_key: String,
 }
 
-async fn setup() -> Loop {
+pub(crate) async fn setup() -> Loop {
     let shop = crate::common::shop().await;
     let store = Store::open(&shop.url).await.unwrap();
     let key = store
@@ -60,7 +60,7 @@ async fn setup() -> Loop {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     router: &axum::Router,
     key: &str,
     method: &str,
@@ -89,11 +89,21 @@ async fn call(
 }
 
 impl Loop {
-    async fn shop(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn shop(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         call(&self.storefront, &self.key, method, uri, body).await
     }
 
-    async fn admin(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn admin(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         call(&self.admin, &self.admin_key, method, uri, body).await
     }
 
@@ -112,12 +122,19 @@ impl Loop {
     }
 }
 
-fn items(answer: &Value) -> Vec<String> {
+pub(crate) fn items(answer: &Value) -> Vec<String> {
     answer["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["item"].as_str().unwrap().to_owned())
+        // With `include=item`, the item is an object with its id.
+        .map(|i| {
+            i["item"]
+                .as_str()
+                .or_else(|| i["item"]["id"].as_str())
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 

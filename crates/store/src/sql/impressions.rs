@@ -292,6 +292,50 @@ macro_rules! sql_impressions {
                     .collect()
             }
 
+            pub(crate) async fn put_placement(&self, p: &StoredPlacement) -> Result<bool> {
+                let mut tx = self.pool.begin().await?;
+                let existed = sqlx::query("SELECT 1 FROM placements WHERE name = $1")
+                    .bind(&p.name)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                sqlx::query(
+                    "INSERT INTO placements (name, spec, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET spec = $2, updated_at = $3",
+                )
+                .bind(&p.name)
+                .bind(p.spec.to_string())
+                .bind(ms(p.updated_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(!existed)
+            }
+
+            pub(crate) async fn placements(&self) -> Result<Vec<StoredPlacement>> {
+                let rows = sqlx::query("SELECT name, spec, updated_at FROM placements ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let spec: String = r.try_get(1)?;
+                        Ok(StoredPlacement {
+                            name: r.try_get(0)?,
+                            spec: serde_json::from_str(&spec).map_err(corrupt)?,
+                            updated_at: from_ms(r.try_get(2)?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub(crate) async fn delete_placement(&self, name: &str) -> Result<bool> {
+                let done = sqlx::query("DELETE FROM placements WHERE name = $1")
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
             pub(crate) async fn stop_experiment(
                 &self,
                 name: &str,

@@ -266,7 +266,7 @@ macro_rules! sql_backend {
     ($Store:ident, $Import:ident, $DB:ty, $Row:ty) => {
         use $crate::impressions::{
             Attribution, Experiment, GroupBy, Impression, ImpressionBatch, RecommendationId,
-            RecommendationKpis, VariantCounts,
+            RecommendationKpis, StoredPlacement, VariantCounts,
         };
         use $crate::kpis::{CustomersRow, DateRange, Funnel, Period, ProductRow, RankBy, RevenueRow};
         use $crate::sql::{

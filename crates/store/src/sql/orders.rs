@@ -86,7 +86,7 @@ macro_rules! sql_orders {
 
             pub(crate) async fn for_each_order(
                 &self,
-                each: &mut dyn FnMut(Order) -> Result<()>,
+                each: &mut (dyn FnMut(Order) -> Result<()> + Send),
             ) -> Result<()> {
                 const PAGE: i64 = 20_000;
                 let mut after = String::new();
