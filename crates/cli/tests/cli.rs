@@ -91,6 +91,109 @@ fn online_retail_import_loads_every_invoice() {
     assert_eq!(env.stat("orders"), 25_900);
     assert_eq!(env.stat("order_lines"), 541_909);
     online_retail_segments(&env, &file);
+    online_retail_bought_together(&env, &file);
+}
+
+/// The frequently-bought-together answers the engine builds from the stored orders, against a
+/// plain count over the file's order lines: for the most-ordered items, the items in most
+/// orders with them (cancellations left out, hidden and out-of-stock items too), with those
+/// counts as scores.
+fn online_retail_bought_together(env: &Env, file: &Path) {
+    use marquee_engine::{Engine, PlaceRequest, PlacementSpec, Reason, Strategy};
+    use std::collections::{HashMap, HashSet};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(marquee_store::Store::open(&env.url)).unwrap();
+    let catalog = rt.block_on(store.all_items()).unwrap();
+    let mut orders = Vec::new();
+    rt.block_on(store.for_each_order(|o| {
+        orders.push(o);
+        Ok(())
+    }))
+    .unwrap();
+    // Any model serves: bought-together answers come from orders alone.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (catalog[0].id.as_str(), catalog[1].id.as_str());
+    let x = marquee_models::Interactions::from_timed_triplets(vec![
+        ("u1", a, 1.0, 0),
+        ("u1", b, 1.0, 0),
+        ("u2", a, 1.0, 0),
+    ]);
+    let ease = marquee_models::search::Candidate::Ease(marquee_models::EaseParams::default());
+    let (model, _) = marquee_neural::fit(&ease, &x, None, &mut |_, _| true).unwrap();
+    let mut artifact = marquee_models::Artifact::new(
+        "retail",
+        "v1",
+        model,
+        x,
+        "test",
+        serde_json::Value::Null,
+        serde_json::to_value(marquee_domain::EventWeights::default()).unwrap(),
+    );
+    let path = dir.path().join("retail/v1");
+    artifact.save(&path).unwrap();
+    let engine = Engine::open(&path, catalog.clone()).unwrap();
+    engine.add_orders(&orders);
+    let spec = PlacementSpec {
+        strategy: Strategy::FrequentlyBoughtTogether,
+        k: Some(10),
+        filter: None,
+        boosts: Vec::new(),
+        diversity: None,
+        promotion: None,
+        rotation: None,
+    };
+    engine.set_placements(HashMap::from([("fbt".to_owned(), spec)]));
+
+    let bundle = marquee_tabular::online_retail::read(file).unwrap();
+    let shown: HashSet<&str> = catalog
+        .iter()
+        .filter(|i| !i.hidden && i.in_stock)
+        .map(|i| i.id.as_str())
+        .collect();
+    let baskets: Vec<HashSet<&str>> = bundle
+        .orders
+        .iter()
+        .filter(|o| !o.status.is_reversal())
+        .map(|o| o.lines.iter().map(|l| l.item.as_str()).collect())
+        .collect();
+    let mut orders_of: HashMap<&str, usize> = HashMap::new();
+    for basket in &baskets {
+        for i in basket {
+            *orders_of.entry(i).or_default() += 1;
+        }
+    }
+    let mut top: Vec<(&str, usize)> = orders_of.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    for &(item, _) in top.iter().take(5) {
+        let mut with: HashMap<&str, usize> = HashMap::new();
+        for basket in baskets.iter().filter(|b| b.contains(item)) {
+            for other in basket.iter().filter(|o| **o != item && shown.contains(*o)) {
+                *with.entry(other).or_default() += 1;
+            }
+        }
+        let mut expected: Vec<(&str, usize)> = with.into_iter().collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        expected.truncate(10);
+        let id = marquee_domain::ItemId::new(item).unwrap();
+        let answer = engine
+            .place(
+                "fbt",
+                &PlaceRequest {
+                    item: Some(&id),
+                    ..PlaceRequest::default()
+                },
+            )
+            .unwrap();
+        let got: Vec<(&str, usize)> = answer
+            .items
+            .iter()
+            .map(|r| {
+                assert_eq!(r.reason, Reason::BoughtTogether);
+                (r.item.as_str(), r.score as usize)
+            })
+            .collect();
+        assert_eq!(got, expected, "bought with {item}");
+    }
 }
 
 fn segments(env: &Env, args: &[&str]) -> Output {

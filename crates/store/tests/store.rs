@@ -54,6 +54,7 @@ on_both_backends!(
     large_event_loads_keep_order_retries_and_text,
     impressions_keep_their_items_in_order_once,
     experiments_round_trip_and_refuse_clashes,
+    placements_are_saved_replaced_and_deleted,
 );
 
 fn at(day: u32) -> Timestamp {
@@ -1141,4 +1142,32 @@ async fn experiments_round_trip_and_refuse_clashes(db: TestDatabase) {
         (stopped.state.as_str(), stopped.stopped_at),
         ("stopped", Some(at(3)))
     );
+}
+
+async fn placements_are_saved_replaced_and_deleted(db: TestDatabase) {
+    use marquee_store::StoredPlacement;
+    let store = db.open().await;
+    let spec = serde_json::json!({"strategy": "personal", "filter": "price < 10 && category == \"Ünïcode\""});
+    let p = StoredPlacement {
+        name: "deals".into(),
+        spec: spec.clone(),
+        updated_at: at(1),
+    };
+    assert!(store.put_placement(&p).await.unwrap(), "new");
+    let other = StoredPlacement {
+        name: "ab".into(),
+        spec: spec.clone(),
+        updated_at: at(2),
+    };
+    assert!(store.put_placement(&other).await.unwrap());
+    let replaced = StoredPlacement {
+        spec: serde_json::json!({"strategy": "popular"}),
+        updated_at: at(3),
+        ..p.clone()
+    };
+    assert!(!store.put_placement(&replaced).await.unwrap(), "replaced");
+    assert_eq!(store.placements().await.unwrap(), [other.clone(), replaced]);
+    assert!(store.delete_placement("deals").await.unwrap());
+    assert!(!store.delete_placement("deals").await.unwrap());
+    assert_eq!(store.placements().await.unwrap(), [other]);
 }
