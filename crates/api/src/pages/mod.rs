@@ -37,6 +37,10 @@ button{padding:.4rem .8rem;border:0;border-radius:4px;background:#2563eb;color:#
 button.secondary{background:#52606d}
 .notice{padding:.6rem .9rem;border-radius:4px;background:#e3f2e6;color:#14532d;margin:.5rem 0}
 .error{padding:.6rem .9rem;border-radius:4px;background:#fde8e8;color:#8a1c1c;margin:.5rem 0}
+.error p{margin:0}
+pre.rule{margin:.4rem 0 0;font:13px/1.3 ui-monospace,monospace;white-space:pre;overflow-x:auto}
+textarea{font:13px/1.4 ui-monospace,monospace;padding:.4rem .5rem;border:1px solid #9aa5b1;border-radius:4px;width:100%}
+fieldset{border:1px solid #cbd2d9;border-radius:4px;display:grid;gap:.5rem}
 body.shop .notice{background:#1d3b2a;color:#c9f2d6}
 .muted{opacity:.7;font-size:.9em}
 .row{margin:0 0 1.4rem}

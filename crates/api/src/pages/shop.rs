@@ -145,27 +145,29 @@ async fn home(
         );
     };
     let user = who.user();
-    let rows = match user {
-        Some(u) => {
-            let id = match UserId::new(u) {
-                Ok(id) => id,
-                Err(e) => {
-                    return error_page(
-                        StatusCode::BAD_REQUEST,
-                        "shop",
-                        nav(&users, None),
-                        &format!("{u:?} is not a user id: {e}"),
-                    );
-                }
-            };
-            let recent = match recent_events(&state, Some(&id)).await {
-                Ok(r) => r,
-                Err(e) => return error_page(e.status, "shop", nav(&users, user), &e.message),
-            };
-            state.engine.home(Some(&id), &recent, ROW_LEN)
+    let viewer_id = match user.map(UserId::new).transpose() {
+        Ok(id) => id,
+        Err(e) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "shop",
+                nav(&users, None),
+                &format!("{:?} is not a user id: {e}", user.unwrap_or_default()),
+            );
         }
+    };
+    let recent = match &viewer_id {
+        Some(id) => match recent_events(&state, Some(id)).await {
+            Ok(r) => r,
+            Err(e) => return error_page(e.status, "shop", nav(&users, user), &e.message),
+        },
+        None => Vec::new(),
+    };
+    let rows = match &viewer_id {
+        Some(id) => state.engine.home(Some(id), &recent, ROW_LEN),
         None => guest_rows(&state, &guest_recent(&headers)),
     };
+    let placed = placement_rows(&state, viewer_id.as_ref(), &recent);
     let rows = match rows {
         Ok(rows) => rows,
         Err(e) => {
@@ -186,6 +188,11 @@ async fn home(
                 .map(|i| i.item.to_string())
                 .chain(r.about.clone())
         })
+        .chain(
+            placed
+                .iter()
+                .flat_map(|(_, a)| a.items.iter().map(|i| i.item.to_string())),
+        )
         .collect();
     let items = items_of(&state, ids.iter().map(String::as_str)).await;
     // Each row is an answer: its impression is recorded, and a click on one of its cards
@@ -210,6 +217,19 @@ async fn home(
             )
         })
         .collect();
+    let placed_shown: Vec<String> = placed
+        .iter()
+        .map(|(name, a)| {
+            crate::recommend::record_shown(
+                &state,
+                name,
+                viewer.clone(),
+                guest.clone(),
+                &a.model_version,
+                &a.items,
+            )
+        })
+        .collect();
     let heading = match user {
         Some(u) => format!("Welcome back, {u}"),
         None => "Welcome, guest".to_owned(),
@@ -223,12 +243,54 @@ async fn home(
         @for (row, shown) in rows.iter().zip(&shown) {
             (render_row(row, shown, &items, user))
         }
+        @for ((name, answer), shown) in placed.iter().zip(&placed_shown) {
+            (render_items(&format!("placement:{name}"), name, &answer.items, shown, &items, user))
+        }
         p.muted { "Model " (state.engine.version()) " (" (state.engine.kind()) ")" }
     };
     page(
         StatusCode::OK,
         layout("Home", "shop", nav(&users, user), body),
     )
+}
+
+/// The rows (each of the placement's k items) of the saved placements that need no item (personal, trending, popular,
+/// recently viewed, buy again; a guest sees trending and popular ones), by name, empty
+/// answers left out.
+fn placement_rows(
+    state: &AppState,
+    user: Option<&UserId>,
+    recent: &[Event],
+) -> Vec<(String, marquee_engine::Answer)> {
+    use marquee_engine::Strategy as S;
+    let specs = state.engine.placements();
+    let mut names: Vec<&String> = specs
+        .iter()
+        .filter(|(_, s)| match s.strategy {
+            S::Trending | S::Popular => true,
+            S::Personal | S::RecentlyViewed | S::BuyAgain => user.is_some(),
+            _ => false,
+        })
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    let req = marquee_engine::PlaceRequest {
+        user,
+        recent,
+        now_ms: chrono::Utc::now().timestamp_millis(),
+        ..marquee_engine::PlaceRequest::default()
+    };
+    names
+        .into_iter()
+        .filter_map(|name| match state.engine.place(name, &req) {
+            Ok(a) if !a.items.is_empty() => Some((name.clone(), a)),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(placement = %name, "a placement row: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 /// A guest's rows: the session answer for what they viewed this visit first (when they
@@ -315,11 +377,30 @@ fn render_row(
     items: &HashMap<String, Item>,
     user: Option<&str>,
 ) -> Markup {
+    render_items(
+        row.id,
+        &row_title(row, items),
+        &row.items,
+        shown,
+        items,
+        user,
+    )
+}
+
+/// A row of cards: `id` names it for tests and styles, `shown` is its recommendation id.
+fn render_items(
+    id: &str,
+    title: &str,
+    recs: &[marquee_engine::Recommendation],
+    shown: &str,
+    items: &HashMap<String, Item>,
+    user: Option<&str>,
+) -> Markup {
     html! {
-        section.row data-row=(row.id) data-recommendation-id=(shown) {
-            h2 { (row_title(row, items)) }
+        section.row data-row=(id) data-recommendation-id=(shown) {
+            h2 { (title) }
             ul.cards {
-                @for r in &row.items {
+                @for r in recs {
                     li { (card(&r.item, items.get(r.item.as_str()), user, Some(shown))) }
                 }
             }

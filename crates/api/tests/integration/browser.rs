@@ -2,7 +2,8 @@
 //! against the real `serve` binary. The storefront: rows for a user, clicks that change them,
 //! a guest's session row, a phone-width layout. The dashboard: a wrong key refused, login,
 //! KPIs equal to the admin API's, a click on a storefront row counted on the recommendations
-//! page, a segment export downloaded, a model activated, an item edited, logout.
+//! page, a segment export downloaded, a model activated, an item edited, a placement
+//! edited (a refused rule shown beside its field, then the storefront's row changing), logout.
 //!
 //! Needs the Debian packages `chromium` and `chromium-driver` (`.ci/run` installs them);
 //! `MARQUEE_CHROMIUM` / `MARQUEE_CHROMEDRIVER` name other binaries. Without them the test
@@ -340,6 +341,56 @@ async fn dashboard(c: Client, site: &Site) {
         (200, Some("Renamed in a browser"))
     );
     shot(&c, "dashboard-catalog-edit").await;
+
+    // Placements: a rule with a mistake is refused beside its field; saved, the storefront
+    // shows the placement's row; edited, the row changes.
+    c.goto(&format!("{base}/placements/edit")).await.unwrap();
+    let fill = |name: &'static str, value: &'static str| {
+        let c = c.clone();
+        async move {
+            let field = c
+                .find(Locator::Css(&format!("#placement [name={name}]")))
+                .await
+                .unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(value).await.unwrap();
+        }
+    };
+    fill("name", "browser_picks").await;
+    click(
+        &c,
+        Locator::Css("select[name=strategy] option[value=trending]"),
+    )
+    .await;
+    fill("k", "4").await;
+    fill("filter", "category == ").await;
+    click(&c, Locator::Css("#placement button[type=submit]")).await;
+    let refusal = text(&c, "div.error[data-field=filter] p").await;
+    assert!(refusal.contains("at position 12"), "{refusal}");
+    shot(&c, "dashboard-placement-refused").await;
+    fill("filter", "category == 'a'").await;
+    click(&c, Locator::Css("#placement button[type=submit]")).await;
+    assert_eq!(
+        text(&c, "p.notice").await,
+        "Saved: the storefront serves it now."
+    );
+    let shop = format!("http://127.0.0.1:{}", site.port);
+    c.goto(&format!("{shop}/?user_id=u1")).await.unwrap();
+    let picks = row(&c, "placement:browser_picks").await;
+    assert_eq!(picks.len(), 4, "{picks:?}");
+    assert!(picks.iter().all(|i| i.starts_with('a')), "{picks:?}");
+    c.goto(&format!("{base}/placements/edit?name=browser_picks"))
+        .await
+        .unwrap();
+    fill("filter", "category == 'b'").await;
+    click(&c, Locator::Css("#placement button[type=submit]")).await;
+    text(&c, "p.notice").await;
+    shot(&c, "dashboard-placement").await;
+    c.goto(&format!("{shop}/?user_id=u1")).await.unwrap();
+    let picks = row(&c, "placement:browser_picks").await;
+    assert_eq!(picks.len(), 4, "{picks:?}");
+    assert!(picks.iter().all(|i| i.starts_with('b')), "{picks:?}");
+    shot(&c, "storefront-placement-row").await;
 
     // A phone: the dashboard fits too.
     c.set_window_size(390, 844).await.unwrap();

@@ -806,3 +806,91 @@ async fn experiments_start_and_stop_from_the_dashboard() {
     );
     assert!(!page.body.contains("action=\"/experiments/dash/stop\""));
 }
+
+/// The placement editor: a refused rule comes back beside its field with its position
+/// marked and the form as typed; a saved placement is a storefront row; editing it changes
+/// the row; the preview shows the answer for a user; delete removes the row.
+#[tokio::test]
+async fn placements_are_edited_on_the_dashboard_and_change_the_storefront_row() {
+    let s = site().await;
+    let (_, mut jar) = login(&s, &s.admin_key).await;
+    let page = get(&s.admin, &mut jar, "/placements").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No placements yet."), "{}", page.body);
+    let page = get(&s.admin, &mut jar, "/placements/edit").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_page_headers(&page);
+
+    let form = "name=picks&strategy=trending&k=4&filter=category+%3D%3D+%27a%27+%26%26&boosts=\
+                &diversity_attribute=&diversity_max=&promotion_filter=&promotion_positions=\
+                &rotation_after=&rotation_hours=&rotation_factor=";
+    let a = post(&s.admin, &mut jar, "/placements/save", form).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("data-field=\"filter\""), "{}", a.body);
+    assert!(a.body.contains("at position 19"), "{}", a.body);
+    // The rule with a caret under position 19 (just past its end), and the form as typed.
+    assert!(
+        a.body
+            .contains("category == 'a' &amp;&amp;\n                  ^"),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body.contains("value=\"category == 'a' &amp;&amp;\""),
+        "{}",
+        a.body
+    );
+    let good = form.replace("%26%26&boosts", "&boosts");
+    let bad_boost = good.replace("&boosts=", "&boosts=two%3A+in_stock");
+    let a = post(&s.admin, &mut jar, "/placements/save", &bad_boost).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("data-field=\"boosts\""), "{}", a.body);
+
+    let a = post(&s.admin, &mut jar, "/placements/save", &good).await;
+    assert_eq!(
+        (a.status, a.location()),
+        (StatusCode::SEE_OTHER, "/placements/edit?name=picks&saved=1")
+    );
+    let shop = get(&s.storefront, &mut Jar::default(), "/?user_id=u1").await;
+    let row = row_items(&shop.body, "placement:picks");
+    assert_eq!(row.len(), 4, "{}", shop.body);
+    assert!(row.iter().all(|i| i.starts_with('a')), "{row:?}");
+
+    let to_b = good.replace("%27a%27", "%27b%27");
+    let a = post(&s.admin, &mut jar, "/placements/save", &to_b).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let shop = get(&s.storefront, &mut Jar::default(), "/?user_id=u1").await;
+    let row = row_items(&shop.body, "placement:picks");
+    assert_eq!(row.len(), 4);
+    assert!(row.iter().all(|i| i.starts_with('b')), "{row:?}");
+
+    let page = get(
+        &s.admin,
+        &mut jar,
+        "/placements/edit?name=picks&preview_user=u1",
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("value=\"category == 'b'\""),
+        "{}",
+        page.body
+    );
+    let previewed: Vec<String> = page
+        .body
+        .split("<tr data-item=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_owned())
+        .collect();
+    assert_eq!(previewed, row, "the preview is the storefront's row");
+    let list = get(&s.admin, &mut jar, "/placements").await;
+    assert!(list.body.contains("data-name=\"picks\""));
+
+    let a = post(&s.admin, &mut jar, "/placements/picks/delete", "").await;
+    assert_eq!(
+        (a.status, a.location()),
+        (StatusCode::SEE_OTHER, "/placements")
+    );
+    let shop = get(&s.storefront, &mut Jar::default(), "/?user_id=u1").await;
+    assert!(row_items(&shop.body, "placement:picks").is_empty());
+}

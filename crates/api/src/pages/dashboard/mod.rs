@@ -3,7 +3,8 @@
 //! [`SESSION_HOURS`], at logout, or when the key is revoked). Pages: KPIs, revenue by month,
 //! top products, funnel and recent orders (`/`); segments with their exports
 //! (`/segments`); model versions with their metrics and activation (`/models`); the catalog
-//! with a form to add or edit an item (`/catalog`).
+//! with a form to add or edit an item (`/catalog`); recommendation KPIs and experiments
+//! (`/recommendations`); placements with their edit form and preview (`/placements`).
 //!
 //! The numbers are the admin API's: the same store queries over the same ranges, which each
 //! figure states (`data-from`/`data-to`, `data-minor` hold the exact values).
@@ -11,11 +12,13 @@
 mod catalog;
 mod models;
 mod overview;
+mod placements;
 mod recommendations;
 
 use catalog::{catalog, edit_form, save};
 use models::{activate, export, models, segments};
 use overview::overview;
+use placements::{delete_placement, edit_placement, placements, save_placement};
 use recommendations::{recommendations, start_experiment, stop_experiment};
 
 use super::svg::{Group, bars};
@@ -62,6 +65,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/recommendations", get(recommendations))
         .route("/experiments", post(start_experiment))
         .route("/experiments/{name}/stop", post(stop_experiment))
+        .route("/placements", get(placements))
+        .route("/placements/edit", get(edit_placement))
+        .route("/placements/save", post(save_placement))
+        .route("/placements/{name}/delete", post(delete_placement))
 }
 
 /// Who is logged in: the prefix of the admin key that opened the session. Handlers that
@@ -78,6 +85,7 @@ fn nav(logged_in: bool) -> Markup {
                 a href="/segments" { "Segments" }
                 a href="/models" { "Models" }
                 a href="/recommendations" { "Recommendations" }
+                a href="/placements" { "Placements" }
                 a href="/catalog" { "Catalog" }
             }
             form method="post" action="/logout" {
