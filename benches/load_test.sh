@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # HTTP load test of `serve` (release build) on loopback with wrk (Debian package `wrk`):
-# /healthz, /v1/recommendations for 300 rotating users, and POST /v1/events in batches of
-# 500, in the same run, 64 connections on 2 threads. The model is trained on the demo store.
+# /healthz, /v1/recommendations for 300 rotating users, the same through a placement with a
+# filter, two boosts and diversity, and POST /v1/events in batches of 500, in the same run,
+# 64 connections on 2 threads. The EASE model is trained on the demo store (DATASET=demo) or
+# on ../shared/data/movielens-latest-small (DATASET=movielens, 9.7k items).
 #
 #   bash benches/load_test.sh                 # DURATION=15s CONNECTIONS=64 by default
+#   DATASET=movielens bash benches/load_test.sh
 #
 # Prints wrk's summary (requests/s, latency percentiles), the server's CPU time and its
 # involuntary context switches per request for each route, and recommendations/s as a share
@@ -54,11 +57,24 @@ run() { # name, wrk arguments...
     awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$requests" -v s="$switched" \
         'BEGIN { if (n > 0) printf "server CPU per request: %.1f µs; involuntary context switches per request: %.3f\n", t / hz / n * 1e6, s / n }'
 }
+# The placement: personal, without horror, comedies boosted 1.5× and the category of the
+# user's latest item 2×, at most 3 items per category.
+PLACEMENT_SPEC='{"strategy": "personal", "k": 10,
+  "filter": "in_stock && !(genres contains \"Horror\")",
+  "boosts": [{"when": "genres contains \"Comedy\"", "factor": 1.5},
+             {"when": "category == user.last_category", "factor": 2}],
+  "diversity": {"attribute": "category", "max_per_value": 3}}'
+curl -sf -X PUT -H "Authorization: Bearer $ADMIN_KEY" -H "Content-Type: application/json" \
+    -d "$PLACEMENT_SPEC" "http://127.0.0.1:$((PORT + 1))/v1/admin/placements/bench" > /dev/null
+recs_lua "$WORK/placement.lua" "&placement=bench"
+echo "== dataset: $DATASET"
 HEALTHZ="GET /healthz"
 RECS="GET /v1/recommendations (300 users, k=10)"
+PLACED="GET /v1/recommendations?placement=bench (filter, 2 boosts, diversity)"
 run "$HEALTHZ" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/healthz"
 run "$RECS" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/recs.lua" "http://127.0.0.1:$PORT"
+run "$PLACED" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/placement.lua" "http://127.0.0.1:$PORT"
 run "POST /v1/events (batches of 500; events/s = requests/s × 500)" \
     -t2 -c8 -d"$DURATION" --latency -s "$WORK/events.lua" "http://127.0.0.1:$PORT"
-awk -v h="${RATE[$HEALTHZ]}" -v r="${RATE[$RECS]}" \
-    'BEGIN { if (h > 0) printf "== recommendations/s are %.1f %% of healthz/s\n", 100 * r / h }'
+awk -v h="${RATE[$HEALTHZ]}" -v r="${RATE[$RECS]}" -v p="${RATE[$PLACED]}" \
+    'BEGIN { if (h > 0) printf "== recommendations/s are %.1f %% of healthz/s; the placement %.1f %%\n", 100 * r / h, 100 * p / h }'

@@ -1,5 +1,6 @@
 # Sourced by the load scripts in this folder: builds the tools (debug: their speed is not
-# measured) and `serve` (release), imports the demo store into a temporary SQLite file, trains
+# measured) and `serve` (release), imports the demo store (DATASET=demo, the default) or
+# ../shared/data/movielens-latest-small (DATASET=movielens) into a temporary SQLite file, trains
 # an EASE model on it (and a second version when SECOND_VERSION=1), starts `serve` on $PORT
 # (admin on $PORT+1), and sets SERVER (its pid), WORK, KEY, ADMIN_KEY, USERS (300 demo users,
 # quoted, comma-separated, for Lua) and MODEL. It writes the wrk scripts $WORK/recs.lua
@@ -19,7 +20,19 @@ SERVE_PROFILE="${SERVE_PROFILE:-release}"
 cargo build --quiet --profile "$SERVE_PROFILE" -p marquee-api --bin serve
 WORK=$(mktemp -d)
 export DATABASE_URL="sqlite://$WORK/store.db"
-"$CARGO_TARGET_DIR/debug/data" import store notebooks-data/demo-store > /dev/null
+DATASET="${DATASET:-demo}"
+case "$DATASET" in
+    demo)
+        "$CARGO_TARGET_DIR/debug/data" import store notebooks-data/demo-store > /dev/null
+        USERS=$(tail -n +2 notebooks-data/demo-store/users.csv | head -300 | cut -d, -f1 | sed 's/.*/"&"/' | paste -sd,)
+        ;;
+    movielens)
+        MOVIELENS="$REPO/../shared/data/movielens-latest-small"
+        "$CARGO_TARGET_DIR/debug/data" import movielens "$MOVIELENS" > /dev/null
+        USERS=$(tail -n +2 "$MOVIELENS/ratings.csv" | cut -d, -f1 | uniq | head -300 | sed 's/.*/"&"/' | paste -sd,)
+        ;;
+    *) echo "DATASET must be demo or movielens, not '$DATASET'" >&2; exit 2 ;;
+esac
 train_version() {
     (cd "$WORK" && "$CARGO_TARGET_DIR/debug/train" --config "$REPO/training/default.toml" \
         --set output_dir="$WORK/models" --set models=ease --set report=false "$@" > /dev/null)
@@ -42,25 +55,28 @@ for _ in $(seq 100); do
 done
 KEY=$(sed -n 's/^storefront key: //p' "$WORK/serve.out")
 ADMIN_KEY=$(sed -n 's/^admin key: //p' "$WORK/serve.out")
-USERS=$(tail -n +2 notebooks-data/demo-store/users.csv | head -300 | cut -d, -f1 | sed 's/.*/"&"/' | paste -sd,)
 
 # The 300 requests are formatted once per wrk thread and handed out in turn: wrk's scripting
 # guide advises pre-generating requests, as building one per call costs the load generator
 # CPU that it shares with the server on this machine (and /healthz, without a script, pays
 # none).
-cat > "$WORK/recs.lua" <<LUA
+# recs_lua FILE [QUERY]: GET /v1/recommendations over the users, QUERY appended.
+recs_lua() {
+    cat > "$1" <<LUA
 local users = {$USERS}
 local requests = {}
 local n = 0
 wrk.headers["Authorization"] = "Bearer $KEY"
 for i, user in ipairs(users) do
-  requests[i] = wrk.format("GET", "/v1/recommendations?k=10&user_id=" .. user)
+  requests[i] = wrk.format("GET", "/v1/recommendations?k=10&user_id=" .. user .. "${2:-}")
 end
 request = function()
   n = n + 1
   return requests[(n % #requests) + 1]
 end
 LUA
+}
+recs_lua "$WORK/recs.lua"
 events_lua() {
     cat > "$WORK/events.lua" <<LUA
 local counter = 0

@@ -393,18 +393,23 @@ impl Engine {
             _ => {}
         }
         let values = self.slot_values(&state, &placement, req);
-        let mut pool = (4 * k + 32).min(MAX_K);
+        // A pool a little larger than k first; when the rules leave too few, one four times
+        // larger, then the largest.
+        let mut pool = (2 * k + 12).min(MAX_K);
         loop {
             let (basis, mut candidates) = self.candidates(&state, strategy, req, pool)?;
             let full = candidates.len() >= pool;
             let (mut items, short) = arrange(&state, &placement, &candidates, k, req, &values);
             if short && full && pool < MAX_K {
-                pool = MAX_K;
+                pool = (4 * pool).min(MAX_K);
                 continue;
             }
             if short && !strategy.own_items() {
                 candidates.extend(self.trending_filler(&state, &candidates, k, req));
                 items = arrange(&state, &placement, &candidates, k, req, &values).0;
+            }
+            if basis == Basis::Personal {
+                self.explain_items(req.user, req.recent, &mut items);
             }
             return Ok(Answer {
                 model_version: state.model.artifact.manifest.version.clone(),
@@ -478,7 +483,9 @@ impl Engine {
         };
         let plain = Filters::default();
         Ok(match strategy {
-            Strategy::Personal => from_answer(self.recommend(req.user, req.recent, pool, &plain)?),
+            Strategy::Personal => {
+                from_answer(self.recommend_explained(req.user, req.recent, pool, &plain, false)?)
+            }
             Strategy::Similar => {
                 from_answer(self.similar(req.item.expect("checked"), pool, &plain)?)
             }

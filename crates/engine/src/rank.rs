@@ -39,6 +39,19 @@ impl Engine {
         k: usize,
         filters: &Filters,
     ) -> Result<Answer> {
+        self.recommend_explained(user, recent, k, filters, true)
+    }
+
+    /// [`Engine::recommend`], with the explanations (`because`) only when `explain`: a
+    /// placement ranks a pool of candidates and explains the few it keeps.
+    pub(crate) fn recommend_explained(
+        &self,
+        user: Option<&UserId>,
+        recent: &[Event],
+        k: usize,
+        filters: &Filters,
+        explain: bool,
+    ) -> Result<Answer> {
         check_k(k)?;
         let state = self.state.load();
         let m = &state.model;
@@ -80,13 +93,22 @@ impl Engine {
                     filters,
                     seen,
                     history: now,
+                    explain,
                 };
                 let two_pass = rank_two_pass(&state, &x, &ask, pairs, blocked, quant);
                 let out = match two_pass {
                     Some(out) => out,
                     None => {
                         marquee_models::factor_scores(factors, width, &x, scores);
-                        rank(&state, scores, seen, k, filters, Some(now), blocked)?
+                        rank(
+                            &state,
+                            scores,
+                            seen,
+                            k,
+                            filters,
+                            explain.then_some(now),
+                            blocked,
+                        )?
                     }
                 };
                 let out = with_cold_items(&state, &x, out, k, filters, recent);
@@ -98,7 +120,15 @@ impl Engine {
                 }
                 None => model.score(row.unwrap_or(0), now, scores),
             }
-            let out = rank(&state, scores, seen, k, filters, Some(now), blocked)?;
+            let out = rank(
+                &state,
+                scores,
+                seen,
+                k,
+                filters,
+                explain.then_some(now),
+                blocked,
+            )?;
             Ok(answer(m, Basis::Personal, out))
         })
     }
@@ -176,6 +206,69 @@ impl Engine {
             let items = rank(&state, scores, &[i], k, filters, None, blocked)?;
             Ok(answer(m, Basis::Similar, items))
         })
+    }
+}
+
+impl Engine {
+    /// Explains personal recommendations from the user's history (training row plus events
+    /// since training): `because` and the reason `because_you_watched` where an item of the
+    /// history is among an item's nearest.
+    pub(crate) fn explain_items(
+        &self,
+        user: Option<&UserId>,
+        recent: &[Event],
+        items: &mut [Recommendation],
+    ) {
+        let state = self.state.load();
+        let m = &state.model;
+        let history = &m.artifact.history;
+        let row = user
+            .and_then(|u| history.users.get(u.as_str()))
+            .map(|u| u as usize);
+        let is_fresh = |e: &&Event| e.timestamp.timestamp_millis() > m.trained_until;
+        SCRATCH.with_borrow_mut(|s| {
+            let Scratch {
+                pairs,
+                items: hist,
+                values,
+                ..
+            } = s;
+            combine_history(m, row, recent.iter().filter(is_fresh), pairs, hist, values);
+            let top: Vec<(u32, f32)> = items
+                .iter()
+                .map(|r| {
+                    (
+                        history.items.get(r.item.as_str()).unwrap_or(u32::MAX),
+                        r.score,
+                    )
+                })
+                .collect();
+            let known: Vec<(u32, f32)> = top
+                .iter()
+                .copied()
+                .filter(|(i, _)| *i != u32::MAX)
+                .collect();
+            let because = explain(
+                m,
+                Row {
+                    items: hist,
+                    values,
+                },
+                &known,
+            );
+            let mut because = because.into_iter();
+            for (r, (i, _)) in items.iter_mut().zip(&top) {
+                if *i == u32::MAX {
+                    continue;
+                }
+                if let Some(Some(h)) = because.next() {
+                    r.because = Some(history.items.id(h as usize).into());
+                    if r.reason == Reason::Personal {
+                        r.reason = Reason::BecauseYouWatched;
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -385,6 +478,8 @@ pub(crate) struct Ask<'a> {
     pub(crate) filters: &'a Filters,
     pub(crate) seen: &'a [u32],
     pub(crate) history: Row<'a>,
+    /// Whether to explain the answer from `history`.
+    pub(crate) explain: bool,
 }
 
 /// Factor-model top-k in two passes: integer scores for every item from 7-bit factors, then
@@ -413,5 +508,9 @@ pub(crate) fn rank_two_pass(
         pairs.truncate(ask.k);
     }
     pairs.sort_unstable_by(by_score);
-    Some(recommendations(&state.model, pairs, Some(ask.history)))
+    Some(recommendations(
+        &state.model,
+        pairs,
+        ask.explain.then_some(ask.history),
+    ))
 }
