@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load test of `serve` (release build) on loopback with wrk (Debian package `wrk`):
-# /healthz, /v1/recommendations for 300 rotating users, the same through a placement with a
+# /healthz, /v1/recommendations for 300 rotating users (and for 300 the model does not know),
+# the same through a placement with a
 # filter, two boosts and diversity, and POST /v1/events in batches of 500, in the same run,
 # 64 connections on 2 threads. The EASE model is trained on the demo store (DATASET=demo) or
 # on ../shared/data/movielens-latest-small (DATASET=movielens, 9.7k items).
@@ -67,12 +68,15 @@ PLACEMENT_SPEC='{"strategy": "personal", "k": 10,
 curl -sf -X PUT -H "Authorization: Bearer $ADMIN_KEY" -H "Content-Type: application/json" \
     -d "$PLACEMENT_SPEC" "http://127.0.0.1:$((PORT + 1))/v1/admin/placements/bench" > /dev/null
 recs_lua "$WORK/placement.lua" "&placement=bench"
+# The same requests for users the model does not know (cold start: trending items).
+sed 's/user_id=" .. user/user_id=new-" .. user/' "$WORK/recs.lua" > "$WORK/strangers.lua"
 echo "== dataset: $DATASET"
 HEALTHZ="GET /healthz"
 RECS="GET /v1/recommendations (300 users, k=10)"
 PLACED="GET /v1/recommendations?placement=bench (filter, 2 boosts, diversity)"
 run "$HEALTHZ" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$PORT/healthz"
 run "$RECS" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/recs.lua" "http://127.0.0.1:$PORT"
+run "GET /v1/recommendations (300 users the model does not know)" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/strangers.lua" "http://127.0.0.1:$PORT"
 run "$PLACED" -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/placement.lua" "http://127.0.0.1:$PORT"
 run "POST /v1/events (batches of 500; events/s = requests/s × 500)" \
     -t2 -c8 -d"$DURATION" --latency -s "$WORK/events.lua" "http://127.0.0.1:$PORT"
