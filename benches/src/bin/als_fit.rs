@@ -12,6 +12,7 @@
 //! last fit on the test split (DESIGN.md protocol: per-user random 80/20, seed 42, training
 //! items excluded). Parameters: 64 factors, 15 iterations, regularization and alpha from the
 //! environment (`ALS_REG`, default 20; `ALS_ALPHA`, default 2; `ALS_SEED`, default 42).
+//! `ALS_WARM=1` also measures warm starts (see `warm_starts`).
 
 use marquee_domain::rng::SeededRng;
 use marquee_models::metrics::evaluate;
@@ -109,6 +110,43 @@ fn write_matrix(path: &Path, m: &Interactions) -> std::io::Result<()> {
     w.flush()
 }
 
+/// The refit's warm start, measured: a first model on the training split's own 80 % (as
+/// `train` fits on its split before refitting on all data), then fits on the whole training
+/// split from its factors with few sweeps, against cold fits with as many, all evaluated on
+/// the test split. One JSON line per sweep count.
+fn warm_starts(split: &marquee_models::split::Split, params: AlsParams) -> Result<(), String> {
+    let inner = per_user_random(&split.train, 0.2, 43);
+    let first = Als::fit(&inner.train, params, |_, _| true).map_err(|e| e.to_string())?;
+    for sweeps in [1, 2, 3, 4, 5, 8, 15] {
+        let p = AlsParams {
+            iterations: sweeps,
+            ..params
+        };
+        let t = Instant::now();
+        let warm = Als::fit_warm(&split.train, p, &first, &inner.train, |_, _| true)
+            .map_err(|e| e.to_string())?;
+        let warm_seconds = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let cold = Als::fit(&split.train, p, |_, _| true).map_err(|e| e.to_string())?;
+        let cold_seconds = t.elapsed().as_secs_f64();
+        let (w, c) = (
+            evaluate(&warm, &split.train, &split.test, 10),
+            evaluate(&cold, &split.train, &split.test, 10),
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "sweeps": sweeps,
+                "warm_seconds": warm_seconds,
+                "warm_ndcg_at_10": w.ndcg,
+                "cold_seconds": cold_seconds,
+                "cold_ndcg_at_10": c.ndcg,
+            })
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
@@ -156,6 +194,9 @@ fn main() -> Result<(), String> {
     }
     let model = last.ok_or("no run")?;
     let m = evaluate(&model, &split.train, &split.test, 10);
+    if std::env::var("ALS_WARM").is_ok_and(|v| v == "1") {
+        warm_starts(&split, params)?;
+    }
     println!(
         "{}",
         serde_json::json!({

@@ -163,6 +163,9 @@ pub struct AlsGrid {
     pub regularization: List<f32>,
     pub alpha: List<f32>,
     pub cg_steps: List<usize>,
+    /// Sweeps of the refit on all data when ALS is chosen, started from the factors of the
+    /// model fitted on the training split (a warm start); 0: a cold refit with `iterations`.
+    pub refit_iterations: usize,
 }
 
 impl Default for AlsGrid {
@@ -173,6 +176,7 @@ impl Default for AlsGrid {
             regularization: List(vec![5.0, 20.0]),
             alpha: List(vec![1.0, 2.0]),
             cg_steps: List(vec![3]),
+            refit_iterations: 2,
         }
     }
 }

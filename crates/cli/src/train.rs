@@ -481,21 +481,54 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
     check_stop()?;
 
     let choice = &results[chosen];
+    let mut refit_note = serde_json::Value::Null;
     let (model, history) = if config.refit {
-        let refitted = fit(
-            &choice.candidate,
-            &matrix,
-            &features,
-            &format!("refitting {} on all data", choice.kind),
-        )?;
+        let warm = config.als.refit_iterations;
+        let refitted = match (&choice.candidate, &models[chosen]) {
+            (Candidate::Als(p), marquee_models::Model::Als(first)) if warm > 0 => {
+                let params = marquee_models::AlsParams {
+                    iterations: warm.min(p.iterations),
+                    ..*p
+                };
+                refit_note = serde_json::json!({"warm_start": true, "sweeps": params.iterations});
+                let progress = bar(
+                    params.iterations as u64,
+                    "refitting als on all data (warm start)",
+                );
+                let m = marquee_models::Als::fit_warm(
+                    &matrix,
+                    params,
+                    first,
+                    &split.train,
+                    |done, _| {
+                        progress.set_position(done as u64);
+                        !STOP.load(Ordering::Relaxed)
+                    },
+                );
+                progress.finish_and_clear();
+                check_stop()?;
+                marquee_models::Model::Als(m.context("refitting als")?)
+            }
+            _ => {
+                refit_note = serde_json::json!({"warm_start": false});
+                fit(
+                    &choice.candidate,
+                    &matrix,
+                    &features,
+                    &format!("refitting {} on all data", choice.kind),
+                )?
+                .model
+            }
+        };
         phases.lap("refit");
-        (refitted.model, matrix)
+        (refitted, matrix)
     } else {
         (models.swap_remove(chosen), split.train.clone())
     };
     drop(models);
     check_stop()?;
-    let outcome_metrics = metrics_json(config, &results, chosen, &split, &ks);
+    let mut outcome_metrics = metrics_json(config, &results, chosen, &split, &ks);
+    outcome_metrics["refit"] = refit_note;
     let version = new_version();
     let dir = config.output_dir.join(&config.name).join(&version);
     let mut artifact = Artifact::new(

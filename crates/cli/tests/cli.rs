@@ -715,6 +715,12 @@ fn train_on_the_demo_store_then_recommend_from_the_saved_model() {
         artifact.manifest.kind
     );
     assert_eq!(m["models"].as_object().unwrap().len(), 5);
+    // An ALS refit starts from the split model's factors (2 sweeps), any other is cold.
+    let als = artifact.manifest.kind == "als";
+    assert_eq!(m["refit"]["warm_start"], als, "{}", m["refit"]);
+    if als {
+        assert_eq!(m["refit"]["sweeps"], 2);
+    }
     // Refitted on all data: every interaction of the store is in the model's history.
     assert!(
         artifact.history.nnz() > m["protocol"]["train_interactions"].as_u64().unwrap() as usize
