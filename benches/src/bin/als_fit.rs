@@ -12,7 +12,8 @@
 //! last fit on the test split (DESIGN.md protocol: per-user random 80/20, seed 42, training
 //! items excluded). Parameters: 64 factors, 15 iterations, regularization and alpha from the
 //! environment (`ALS_REG`, default 20; `ALS_ALPHA`, default 2; `ALS_SEED`, default 42).
-//! `ALS_WARM=1` also measures warm starts (see `warm_starts`).
+//! `ALS_WARM=1` also measures warm starts (see `warm_starts`); `FIT=ease` fits EASE instead
+//! (`benches/ease_numpy.py` is its numpy counterpart).
 
 use marquee_domain::rng::SeededRng;
 use marquee_models::metrics::evaluate;
@@ -147,6 +148,40 @@ fn warm_starts(split: &marquee_models::split::Split, params: AlsParams) -> Resul
     Ok(())
 }
 
+/// `FIT=ease`: EASE instead of ALS, λ from `EASE_LAMBDA` (default 500), B pruned to
+/// `EASE_NEIGHBORS` entries per item on average (default: none pruned, as numpy's EASE).
+fn ease(split: &marquee_models::split::Split, runs: usize) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+    let params = marquee_models::EaseParams {
+        lambda: env("EASE_LAMBDA").unwrap_or(500.0),
+        neighbors: env("EASE_NEIGHBORS").map_or(split.train.n_items(), |n: f64| n as usize),
+        weighted: false,
+    };
+    let mut seconds = Vec::new();
+    let mut last = None;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        let model = marquee_models::Ease::fit(&split.train, params).map_err(|e| e.to_string())?;
+        seconds.push(t.elapsed().as_secs_f64());
+        last = Some(model);
+    }
+    let model = last.ok_or("no run")?;
+    let m = evaluate(&model, &split.train, &split.test, 10);
+    println!(
+        "{}",
+        serde_json::json!({
+            "library": "marquee",
+            "model": "ease",
+            "items": split.train.n_items(),
+            "lambda": params.lambda,
+            "neighbors": params.neighbors,
+            "fit_seconds": seconds,
+            "ndcg_at_10": m.ndcg,
+        })
+    );
+    Ok(())
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
@@ -184,6 +219,9 @@ fn main() -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     write_matrix(&out.join("train.csv"), &split.train).map_err(|e| e.to_string())?;
     write_matrix(&out.join("test.csv"), &split.test).map_err(|e| e.to_string())?;
+    if std::env::var("FIT").is_ok_and(|v| v == "ease") {
+        return ease(&split, runs);
+    }
     let mut seconds = Vec::new();
     let mut last = None;
     for _ in 0..runs.max(1) {
