@@ -115,10 +115,18 @@ impl Ease {
                         let v = b(i, j).abs();
                         *m = if v >= threshold { v } else { f32::NAN };
                     }
-                    let mut kept: Vec<(u32, f32)> = top_k(magnitude, cap, &[i as u32])
-                        .into_iter()
-                        .map(|(j, _)| (j, b(i, j as usize)))
-                        .collect();
+                    // Keeping (nearly) every entry: no selection needed.
+                    let mut kept: Vec<(u32, f32)> = if cap + 1 >= n {
+                        (0..n)
+                            .filter(|&j| j != i && !magnitude[j].is_nan())
+                            .map(|j| (j as u32, b(i, j)))
+                            .collect()
+                    } else {
+                        top_k(magnitude, cap, &[i as u32])
+                            .into_iter()
+                            .map(|(j, _)| (j, b(i, j as usize)))
+                            .collect()
+                    };
                     kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                     kept
                 },
