@@ -351,7 +351,9 @@ impl Engine {
         let mut set = self.placements.load_full();
         if set.generation != state.generation {
             let rebuilt = Arc::new(Placements::build(set.specs.clone(), state));
-            self.placements.store(rebuilt.clone());
+            // Only if nobody replaced the placements meanwhile (a save must never be undone
+            // by a request that compiled the specs it had read before).
+            self.placements.compare_and_swap(&set, rebuilt.clone());
             set = rebuilt;
         }
         match set.compiled.get(name) {
