@@ -16,6 +16,9 @@ use marquee_engine::{Engine, PlacementSpec};
 use marquee_store::StoredPlacement;
 use std::collections::HashMap;
 
+/// Orders read every second for other replicas' new orders and cancellations.
+const RECENT_ORDERS: u32 = 100;
+
 /// The placements a server serves, as (name, saved at in Unix ms): what tells it the store's
 /// changed.
 pub(crate) type Seen = Vec<(String, i64)>;
@@ -161,8 +164,9 @@ impl AppState {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(mark);
     }
 
-    /// Follows placements saved or deleted through another replica, and on the first call
-    /// counts every order for frequently-bought-together and buy-again answers.
+    /// Follows placements saved or deleted through another replica; on the first call counts
+    /// every order for frequently-bought-together and buy-again answers, later the newest
+    /// [`RECENT_ORDERS`] (other replicas' orders, and cancellations among them).
     pub(crate) async fn follow_placements(&self) -> Result<(), String> {
         let stored = self
             .store
@@ -200,6 +204,15 @@ impl AppState {
                 return Err(format!("reading orders for bought-together answers: {e}"));
             }
             self.count_orders(&orders);
+        } else {
+            // Orders placed (or cancelled) through other replicas: the newest ones, each
+            // counted once however often it is read.
+            let recent = self
+                .store
+                .recent_orders(None, 0, RECENT_ORDERS)
+                .await
+                .map_err(|e| format!("reading recent orders: {e}"))?;
+            self.count_orders(&recent);
         }
         Ok(())
     }

@@ -398,11 +398,13 @@ async fn bought_together_follows_orders_and_rotation_follows_impressions() {
 }
 
 #[tokio::test]
-async fn another_replica_follows_a_saved_placement() {
+async fn another_replica_follows_a_saved_placement_and_orders() {
     let l = setup().await;
     let engine = Engine::open(&l.shop.model, l.shop.catalog.clone()).unwrap();
     let other = AppState::new(Arc::new(engine), l.store.clone());
     let other_router = storefront_router(other.clone());
+    // The other replica has started (and counted the orders there were: none).
+    other.follow_shared_changes().await.unwrap();
     let (s, _) = l
         .put_placement(
             "only_b",
@@ -410,16 +412,52 @@ async fn another_replica_follows_a_saved_placement() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = l
+        .put_placement(
+            "together",
+            json!({"strategy": "frequently_bought_together", "k": 3}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    for id in ["o1", "o2"] {
+        let (s, v) = l
+            .shop(
+                "POST",
+                "/v1/orders",
+                Some(json!({"order_id": id, "user_id": "u1", "lines": [
+                    {"item_id": "a0", "quantity": 1}, {"item_id": "b3", "quantity": 1}]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
     other.follow_shared_changes().await.unwrap();
-    let (s, v) = crate::outcomes::call(
-        &other_router,
-        &l.key,
-        "GET",
-        "/v1/recommendations?placement=only_b",
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
+    let ask = |uri: &'static str| {
+        let (router, key) = (other_router.clone(), l.key.clone());
+        async move {
+            let (s, v) = crate::outcomes::call(&router, &key, "GET", uri, None).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let v = ask("/v1/recommendations?placement=only_b").await;
     assert!(items(&v).iter().all(|i| i.starts_with('b')), "{v}");
     assert!(!items(&v).is_empty());
+    let v = ask("/v1/recommendations?placement=together&item_id=a0").await;
+    assert_eq!(items(&v)[0], "b3", "{v}");
+    assert_eq!(v["items"][0]["reason"], "bought_together");
+    assert_eq!(v["items"][0]["score"], 2.0);
+    // Cancelled through the first replica: the second takes them out.
+    for id in ["o1", "o2"] {
+        let (s, v) = l
+            .admin(
+                "PATCH",
+                &format!("/v1/admin/orders/{id}"),
+                Some(json!({"status": "cancelled"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    other.follow_shared_changes().await.unwrap();
+    let v = ask("/v1/recommendations?placement=together&item_id=a0").await;
+    assert!(reasons(&v).iter().all(|r| r == "trending_fallback"), "{v}");
 }
