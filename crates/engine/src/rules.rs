@@ -233,7 +233,14 @@ enum Ast {
 struct Parser {
     toks: Vec<(Tok, usize)>,
     at: usize,
+    /// Parentheses and `!` open now (bounded, so no rule exhausts the stack).
+    depth: usize,
 }
+
+/// The longest rule accepted, in characters.
+pub(crate) const MAX_RULE_CHARS: usize = 4_000;
+/// How deeply parentheses and `!` may nest.
+const MAX_DEPTH: usize = 64;
 
 impl Parser {
     fn peek(&self) -> &Tok {
@@ -271,6 +278,22 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Ast, RuleError> {
+        if matches!(self.peek(), Tok::Not | Tok::LParen) {
+            if self.depth >= MAX_DEPTH {
+                return fail(
+                    self.pos(),
+                    format!("parentheses and `!` nest at most {MAX_DEPTH} deep"),
+                );
+            }
+            self.depth += 1;
+            let inner = self.unary_inner();
+            self.depth -= 1;
+            return inner;
+        }
+        self.unary_inner()
+    }
+
+    fn unary_inner(&mut self) -> Result<Ast, RuleError> {
         match self.peek() {
             Tok::Not => {
                 self.next();
@@ -477,9 +500,16 @@ pub(crate) fn compile(src: &str, facts: &Facts) -> Result<Rule, RuleError> {
     if src.trim().is_empty() {
         return fail(1, "the rule is empty");
     }
+    if src.chars().count() > MAX_RULE_CHARS {
+        return fail(
+            MAX_RULE_CHARS + 1,
+            format!("a rule is at most {MAX_RULE_CHARS} characters"),
+        );
+    }
     let mut parser = Parser {
         toks: lex(src)?,
         at: 0,
+        depth: 0,
     };
     let ast = parser.or()?;
     if *parser.peek() != Tok::End {
@@ -1050,6 +1080,15 @@ mod tests {
         let e = error("in_stock price");
         assert_eq!(e.position, 10, "{e}");
         assert_eq!(error("  ").position, 1);
+        // No rule exhausts the stack: nesting and length are bounded.
+        let deep = format!("{}in_stock{}", "(".repeat(100), ")".repeat(100));
+        assert!(error(&deep).message.contains("nest at most 64"));
+        let nots = format!("{}in_stock", "!".repeat(100));
+        assert!(error(&nots).message.contains("nest at most 64"));
+        let long = vec!["in_stock"; 1_000].join(" && ");
+        assert_eq!(error(&long).position, MAX_RULE_CHARS + 1);
+        let fine = vec!["in_stock"; 300].join(" && ");
+        assert!(compile(&fine, &facts()).is_ok());
         let e = error("category == €");
         assert_eq!(e.position, 13, "{e}");
     }
