@@ -36,6 +36,17 @@ fn server(rt: &tokio::runtime::Runtime) -> Server {
             .unwrap()
             .key;
         let engine = Engine::open(&shop.model, shop.catalog.clone()).unwrap();
+        // Placements named `p` (personal, with a context rule) and `s` (similar items), for
+        // the query strings that name them.
+        let spec = |v: Value| serde_json::from_value::<marquee_engine::PlacementSpec>(v).unwrap();
+        engine.set_placements(std::collections::HashMap::from([
+            (
+                "p".to_owned(),
+                spec(json!({"strategy": "personal", "filter": "category == context.category || in_stock",
+                            "diversity": {"attribute": "category", "max_per_value": 2}})),
+            ),
+            ("s".to_owned(), spec(json!({"strategy": "similar"}))),
+        ]));
         let state = AppState::new(Arc::new(engine), store);
         Server {
             storefront: storefront_router(state.clone()),
@@ -211,8 +222,32 @@ fn item_body() -> impl Strategy<Value = Value> {
     )
 }
 
+/// A placement spec: a strategy (known or not) and rules of random text.
+fn placement_body() -> impl Strategy<Value = Value> {
+    (
+        prop_oneof![
+            Just("personal".to_owned()),
+            Just("similar".to_owned()),
+            Just("trending".to_owned()),
+            Just("buy_again".to_owned()),
+            "[a-z_]{0,12}"
+        ],
+        "[ -~]{0,40}",
+        "[ -~]{0,20}",
+        any::<i8>(),
+    )
+        .prop_map(|(strategy, filter, when, n)| {
+            json!({"strategy": strategy, "k": n, "filter": filter,
+                   "boosts": [{"when": when, "factor": n}],
+                   "diversity": {"attribute": when, "max_per_value": n},
+                   "promotion": {"filter": filter, "positions": [n]}})
+        })
+}
+
 fn query_value() -> impl Strategy<Value = String> {
     prop_oneof![
+        Just("p".to_owned()),
+        Just("s".to_owned()),
         Just("0".to_owned()),
         Just("1000000000".to_owned()),
         Just("-5".to_owned()),
@@ -248,6 +283,7 @@ proptest! {
         user in any_json(),
         status in any_json(),
         key in any_json(),
+        placement in prop_oneof![placement_body(), any_json()],
     ) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let s = server(&rt);
@@ -259,6 +295,25 @@ proptest! {
         check(&rt, ad, k, "PUT", "/v1/admin/users/u1", user.to_string().into_bytes())?;
         check(&rt, ad, k, "PATCH", "/v1/admin/orders/o1", status.to_string().into_bytes())?;
         check(&rt, ad, k, "POST", "/v1/admin/keys", key.to_string().into_bytes())?;
+        check(&rt, ad, k, "PUT", "/v1/admin/placements/p1", placement.to_string().into_bytes())?;
+    }
+
+    #[test]
+    fn placement_query_strings(
+        name in prop_oneof![Just("p"), Just("s")],
+        params in proptest::collection::vec(
+            (prop_oneof![
+                Just("user_id"), Just("k"), Just("item_id"), Just("items"), Just("include"),
+                Just("context.category"), Just("context.x"), Just("session_id"), Just("rows"),
+            ], query_value()),
+            0..5,
+        ),
+    ) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let s = server(&rt);
+        let query: String = params.iter().map(|(k, v)| format!("&{k}={v}")).collect();
+        check(&rt, &s.storefront, &s.key, "GET", &format!("/v1/recommendations?placement={name}{query}"), Vec::new())?;
+        check(&rt, &s.storefront, &s.key, "GET", &format!("/v1/home?rows={name}{query}"), Vec::new())?;
     }
 
     #[test]
@@ -268,7 +323,8 @@ proptest! {
                 Just("user_id"), Just("k"), Just("category"), Just("exclude"), Just("min_price"),
                 Just("max_price"), Just("include_seen"), Just("include_out_of_stock"),
                 Just("after"), Just("limit"), Just("q"), Just("period"), Just("from"), Just("to"),
-                Just("by"), Just("segment"), Just("format"),
+                Just("by"), Just("segment"), Just("format"), Just("placement"), Just("item_id"),
+                Just("items"), Just("include"), Just("context.category"), Just("rows"),
             ], query_value()),
             0..5,
         ),
