@@ -114,7 +114,7 @@ struct Served<'a> {
     variant: Option<&'a str>,
     model_version: &'a str,
     basis: Basis,
-    items: &'a [Recommendation],
+    items: ItemsOut<'a>,
 }
 
 /// A home row as the storefront receives it.
@@ -215,27 +215,10 @@ fn answer_response_with(
 ) -> Result<Response, ApiError> {
     let id = state.impressions().next_id();
     let mut text = [0u8; 32];
-    if let Some(engine) = details {
-        let items = with_details(engine, &answer.items)?;
-        let body = serde_json::json!({
-            "recommendation_id": id.write_hex(&mut text),
-            "placement": placement,
-            "experiment": audience.assigned.as_ref().map(|(e, _)| e.as_str()),
-            "variant": audience.assigned.as_ref().map(|(_, v)| v.as_str()),
-            "model_version": answer.model_version,
-            "basis": answer.basis,
-            "items": items,
-        });
-        record(
-            state,
-            id,
-            placement,
-            audience,
-            answer.model_version,
-            &answer.items,
-        );
-        return Ok(Json(body).into_response());
-    }
+    let items = match details {
+        Some(engine) => ItemsOut::Detailed(with_details(engine, &answer.items)?),
+        None => ItemsOut::Plain(&answer.items),
+    };
     let served = Served {
         recommendation_id: id.write_hex(&mut text),
         placement: &placement,
@@ -243,7 +226,7 @@ fn answer_response_with(
         variant: audience.assigned.as_ref().map(|(_, v)| v.as_str()),
         model_version: &answer.model_version,
         basis: answer.basis,
-        items: &answer.items,
+        items,
     };
     // Sized for short ids and kept under 1 KiB for ten items: glibc serves larger requests
     // from its large bins after consolidating every freed small chunk (`malloc_consolidate`
