@@ -386,15 +386,7 @@ pub(crate) async fn recommendations(
         ));
     }
     let user = q.user_id.as_deref().map(user_id).transpose()?;
-    let exclude = q
-        .exclude
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| item_id("exclude", s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let exclude = item_list("exclude", q.exclude.as_deref())?;
     let recent = recent_events(&state, user.as_ref()).await?;
     let filters = Filters {
         category: q.category,

@@ -835,6 +835,16 @@ fn arrange(
         .as_ref()
         .map(|(r, p)| (r, p, r.env(facts, req.now_ms, &promo_values)));
     let rotation = placement.spec.rotation.as_ref();
+    // The items rotation demotes, looked up once rather than per candidate.
+    let rotated: std::collections::HashSet<&str> = rotation
+        .map(|rot| {
+            req.shown_unclicked
+                .iter()
+                .filter(|(_, n)| *n >= rot.after_impressions)
+                .map(|(id, _)| id.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
 
     // With boosts or rotation, scores become relative first (the pool's best 1, its worst
     // 0.01), so that a factor means the same for every model: a factor above 1 moves an
@@ -880,10 +890,7 @@ fn arrange(
         }
         if let Some(rot) = rotation
             && !c.fallback
-            && req
-                .shown_unclicked
-                .iter()
-                .any(|(id, n)| *n >= rot.after_impressions && id.as_str() == c.rec.item)
+            && rotated.contains(c.rec.item.as_str())
         {
             c.rec.score = boosted(c.rec.score, rot.factor);
         }

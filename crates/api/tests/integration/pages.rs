@@ -841,6 +841,10 @@ async fn placements_are_edited_on_the_dashboard_and_change_the_storefront_row() 
         a.body
     );
     let good = form.replace("%26%26&boosts", "&boosts");
+    let bad_name = good.replace("name=picks", "name=no+spaces");
+    let a = post(&s.admin, &mut jar, "/placements/save", &bad_name).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body.contains("data-field=\"name\""), "{}", a.body);
     let bad_boost = good.replace("&boosts=", "&boosts=two%3A+in_stock");
     let a = post(&s.admin, &mut jar, "/placements/save", &bad_boost).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);

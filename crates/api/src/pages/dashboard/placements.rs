@@ -260,6 +260,7 @@ fn edit_page(
         @if let Some(n) = notice { p.notice role="status" { (n) } }
         form.form.panel #placement method="post" action="/placements/save" {
             label { "Name" input name="name" required pattern="[A-Za-z0-9_.:\\-]{1,64}" value=(form.name); }
+            (refusal_markup(r, "name"))
             label { "Strategy" select name="strategy" {
                 @for s in STRATEGIES { option value=(s) selected[form.strategy == s] { (s) } }
             } }
@@ -466,7 +467,7 @@ pub(super) async fn save_placement(
     let refused = |r: Refusal| edit_page(StatusCode::BAD_REQUEST, &form, Some(&r), None, None);
     if let Err(e) = crate::experiments::routes::check_name("name", "invalid_placement", &form.name)
     {
-        return refused(refuse("strategy", e.message));
+        return refused(refuse("name", e.message));
     }
     let spec = match form.to_spec() {
         Ok(s) => s,
