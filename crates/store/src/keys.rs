@@ -14,6 +14,9 @@ pub enum ApiKeyRole {
     Storefront,
     /// The back-office API (catalog edits, models, segments, analytics, keys).
     Admin,
+    /// Safe to put in a web page: may only send events (`POST /v1/events`) and read an
+    /// anonymous session's answer, and only from the origins listed with the key.
+    Publishable,
 }
 
 impl ApiKeyRole {
@@ -21,14 +24,16 @@ impl ApiKeyRole {
         match self {
             Self::Storefront => "storefront",
             Self::Admin => "admin",
+            Self::Publishable => "publishable",
         }
     }
 
-    /// `storefront` or `admin`.
+    /// `storefront`, `admin` or `publishable`.
     pub fn parse(name: &str) -> Result<Self> {
         match name {
             "storefront" => Ok(Self::Storefront),
             "admin" => Ok(Self::Admin),
+            "publishable" => Ok(Self::Publishable),
             other => Err(Error::Corrupt(format!("unknown API key role {other:?}"))),
         }
     }
@@ -37,6 +42,7 @@ impl ApiKeyRole {
         match self {
             Self::Storefront => "mq_sf_",
             Self::Admin => "mq_ad_",
+            Self::Publishable => "mq_pk_",
         }
     }
 }
@@ -83,4 +89,43 @@ impl NewApiKey {
 
 pub(crate) fn hash_key(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Checks the allowed origins of a publishable key: each is `self` (the server's own origin,
+/// as the browser reaches it) or `scheme://host[:port]` with an http or https scheme and
+/// nothing after the host; 1 to 20 of them. Returns them normalised (no trailing slash,
+/// lowercase), or what is wrong.
+pub fn check_origins(origins: &[String]) -> std::result::Result<Vec<String>, String> {
+    if origins.is_empty() || origins.len() > 20 {
+        return Err(format!(
+            "give between 1 and 20 origins, not {} (`self` is the server's own pages)",
+            origins.len()
+        ));
+    }
+    origins
+        .iter()
+        .enumerate()
+        .map(|(n, o)| {
+            let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
+            if o == "self" {
+                return Ok(o);
+            }
+            let rest = o
+                .strip_prefix("https://")
+                .or_else(|| o.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    format!("origins[{n}] = {o:?} must start with http:// or https:// (or be `self`)")
+                })?;
+            let host_ok = !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+            if !host_ok {
+                return Err(format!(
+                    "origins[{n}] = {o:?} must be scheme://host[:port], with no path or query"
+                ));
+            }
+            Ok(o)
+        })
+        .collect()
 }

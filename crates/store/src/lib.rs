@@ -25,15 +25,15 @@ mod sqlite;
 pub mod testing;
 
 use marquee_domain::{
-    Event, EventKind, Item, ItemId, Order, OrderId, OrderStatus, Timestamp, User, UserId,
-    ValidationError,
+    Event, EventKind, Item, ItemId, Order, OrderId, OrderStatus, SessionId, Timestamp, User,
+    UserId, ValidationError,
 };
 
 pub use impressions::{
     Attribution, Experiment, GroupBy, Impression, ImpressionBatch, Outcome, RecommendationId,
     RecommendationKpis, ShownItems, StoredPlacement, Variant, VariantCounts,
 };
-pub use keys::{ApiKeyRole, NewApiKey};
+pub use keys::{ApiKeyRole, NewApiKey, check_origins};
 pub use orders::{LineRequest, OrderRefused, OrderRequest, Placed};
 pub use segments::{SegmentMember, SegmentRun};
 
@@ -153,6 +153,18 @@ pub struct ApiKeyInfo {
     pub label: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The origins a publishable key may be used from (empty for other roles).
+    pub origins: Vec<String>,
+    /// A publishable key in clear (it is meant to be put in pages); `None` for other roles.
+    pub key: Option<String>,
+}
+
+/// What a presented key may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAccess {
+    pub role: ApiKeyRole,
+    /// The allowed origins of a publishable key.
+    pub origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -599,16 +611,61 @@ impl Store {
     }
 
     /// Creates an API key for `role` and returns it in clear text: the only time it is seen.
+    /// A publishable key needs its allowed origins: use [`Store::create_publishable_key`].
     pub async fn create_api_key(&self, role: ApiKeyRole, label: &str) -> Result<NewApiKey> {
+        if role == ApiKeyRole::Publishable {
+            return Err(Error::Conflict(
+                "a publishable key needs its allowed origins".into(),
+            ));
+        }
         let key = NewApiKey::generate(role)?;
-        dispatch!(&self.backend, s => s.insert_api_key(&key, label).await?);
+        dispatch!(&self.backend, s => s.insert_api_key(&key, label, &[]).await?);
+        Ok(key)
+    }
+
+    /// Creates a publishable key usable from `origins` (see [`keys::check_origins`]; refused
+    /// with [`Error::Conflict`] naming what is wrong). Publishable keys are stored in clear:
+    /// they are meant to be put in web pages, and listings show them again.
+    pub async fn create_publishable_key(
+        &self,
+        label: &str,
+        origins: &[String],
+    ) -> Result<NewApiKey> {
+        let origins = keys::check_origins(origins).map_err(Error::Conflict)?;
+        let key = NewApiKey::generate(ApiKeyRole::Publishable)?;
+        dispatch!(&self.backend, s => s.insert_api_key(&key, label, &origins).await?);
         Ok(key)
     }
 
     /// The role of a presented key, or `None` for an unknown or revoked key.
     pub async fn verify_api_key(&self, key: &str) -> Result<Option<ApiKeyRole>> {
+        Ok(self.key_access(key).await?.map(|a| a.role))
+    }
+
+    /// What a presented key may do, or `None` for an unknown or revoked key.
+    pub async fn key_access(&self, key: &str) -> Result<Option<KeyAccess>> {
         let hash = keys::hash_key(key);
-        dispatch!(&self.backend, s => s.api_key_role(&hash).await)
+        dispatch!(&self.backend, s => s.api_key_access(&hash).await)
+    }
+
+    /// Links an anonymous session to the user it identified as: from now on the session's
+    /// events, earlier ones included, count as the user's (training, fold-in, analytics). The
+    /// first link of a session wins; returns whether this one was new.
+    pub async fn link_session(&self, session: &SessionId, user: &UserId) -> Result<bool> {
+        let mut import = self.begin_import().await?;
+        let n = import.link_sessions(&[(session.clone(), user.clone())]).await?;
+        import.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// The user an anonymous session identified as, if any.
+    pub async fn identity_of(&self, session: &SessionId) -> Result<Option<UserId>> {
+        dispatch!(&self.backend, s => s.identity_of(session).await)
+    }
+
+    /// An anonymous session's most recent events, newest first, at most `limit`.
+    pub async fn events_of_session(&self, session: &SessionId, limit: u32) -> Result<Vec<Event>> {
+        dispatch!(&self.backend, s => s.events_of_session(session, limit).await)
     }
 
     /// Opens an admin-dashboard session for `key` lasting `ttl`: the session token (clear
@@ -620,8 +677,8 @@ impl Store {
         ttl: std::time::Duration,
     ) -> Result<Option<String>> {
         let key_hash = keys::hash_key(key);
-        let role = dispatch!(&self.backend, s => s.api_key_role(&key_hash).await)?;
-        if role != Some(ApiKeyRole::Admin) {
+        let access = dispatch!(&self.backend, s => s.api_key_access(&key_hash).await)?;
+        if access.map(|a| a.role) != Some(ApiKeyRole::Admin) {
             return Ok(None);
         }
         let token = keys::session_token()?;
@@ -693,6 +750,12 @@ impl Import {
     /// Stores attributions in this transaction (see [`Store::insert_attributions`]).
     pub async fn insert_attributions(&mut self, rows: &[Attribution]) -> Result<u64> {
         dispatch_import!(&mut self.inner, i => i.write_attributions(rows).await)
+    }
+
+    /// Links anonymous sessions to users in this transaction (see [`Store::link_session`]);
+    /// returns how many links are new.
+    pub async fn link_sessions(&mut self, links: &[(SessionId, UserId)]) -> Result<u64> {
+        dispatch_import!(&mut self.inner, i => i.write_links(links).await)
     }
 
     /// Stores events once per `event_id`.

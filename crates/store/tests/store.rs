@@ -55,6 +55,8 @@ on_both_backends!(
     impressions_keep_their_items_in_order_once,
     experiments_round_trip_and_refuse_clashes,
     placements_are_saved_replaced_and_deleted,
+    publishable_keys_keep_their_origins_and_stay_readable,
+    identified_sessions_count_for_their_user,
 );
 
 fn at(day: u32) -> Timestamp {
@@ -1170,4 +1172,101 @@ async fn placements_are_saved_replaced_and_deleted(db: TestDatabase) {
     assert!(store.delete_placement("deals").await.unwrap());
     assert!(!store.delete_placement("deals").await.unwrap());
     assert_eq!(store.placements().await.unwrap(), [other]);
+}
+
+async fn publishable_keys_keep_their_origins_and_stay_readable(db: TestDatabase) {
+    let store = db.open().await;
+    let origins = vec!["https://shop.example/".to_owned(), "self".to_owned()];
+    let pk = store
+        .create_publishable_key("web tracker", &origins)
+        .await
+        .unwrap();
+    assert!(pk.key.starts_with("mq_pk_"));
+    let access = store.key_access(&pk.key).await.unwrap().unwrap();
+    assert_eq!(access.role, ApiKeyRole::Publishable);
+    assert_eq!(access.origins, ["https://shop.example", "self"]);
+    let listed = store.list_api_keys().await.unwrap();
+    assert_eq!(listed[0].key.as_deref(), Some(pk.key.as_str()), "shown again");
+    assert_eq!(listed[0].origins, ["https://shop.example", "self"]);
+    let bad = store
+        .create_publishable_key("x", &["ftp://shop.example".to_owned()])
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("http://"), "{bad}");
+    assert!(store.create_publishable_key("x", &[]).await.is_err());
+    assert!(
+        store
+            .create_api_key(ApiKeyRole::Publishable, "no origins")
+            .await
+            .is_err()
+    );
+    // Other roles are never kept in clear.
+    let sf = store
+        .create_api_key(ApiKeyRole::Storefront, "web")
+        .await
+        .unwrap();
+    let listed = store.list_api_keys().await.unwrap();
+    assert_eq!(listed[1].key, None);
+    assert_eq!(
+        store.key_access(&sf.key).await.unwrap().unwrap().origins,
+        Vec::<String>::new()
+    );
+}
+
+async fn identified_sessions_count_for_their_user(db: TestDatabase) {
+    let store = db.open().await;
+    let anon = |id: &str, session: &str, item: &str, day: u32| Event {
+        actor: Actor::Session(SessionId::new(session).unwrap()),
+        ..view(id, "nobody", item, day)
+    };
+    store
+        .insert_events(&[
+            anon("a1", "anon-1", "i1", 3),
+            anon("a2", "anon-1", "i2", 4),
+            anon("b1", "anon-2", "i3", 4),
+            view("u1", "u1", "i4", 5),
+        ])
+        .await
+        .unwrap();
+    let session = SessionId::new("anon-1").unwrap();
+    let u1 = UserId::new("u1").unwrap();
+    assert_eq!(store.identity_of(&session).await.unwrap(), None);
+    assert_eq!(store.events_of_user(&u1, 10).await.unwrap().len(), 1);
+    assert!(store.link_session(&session, &u1).await.unwrap());
+    // The first link wins.
+    assert!(
+        !store
+            .link_session(&session, &UserId::new("u2").unwrap())
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.identity_of(&session).await.unwrap(), Some(u1.clone()));
+    let mine: Vec<String> = store
+        .events_of_user(&u1, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id.as_str().to_owned())
+        .collect();
+    assert_eq!(mine, ["u1", "a2", "a1"], "newest first, the session's included");
+    let session_only = store.events_of_session(&session, 10).await.unwrap();
+    assert_eq!(session_only.len(), 2);
+    // Training and analytics read the session's events as the user's.
+    let mut actors = Vec::new();
+    store
+        .for_each_event(None, |e| {
+            actors.push((e.id.as_str().to_owned(), e.actor.interaction_key()));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        actors,
+        [
+            ("a1".to_owned(), "u1".to_owned()),
+            ("a2".to_owned(), "u1".to_owned()),
+            ("b1".to_owned(), "session:anon-2".to_owned()),
+            ("u1".to_owned(), "u1".to_owned()),
+        ]
+    );
 }

@@ -11,8 +11,12 @@ macro_rules! sql_events {
                 after_ms: i64,
                 limit: u32,
             ) -> Result<Vec<Event>> {
+                // The user's own events and those of the anonymous sessions linked to them.
                 let rows = sqlx::query(AssertSqlSafe(format!(
-                    "{EVENT_SELECT} WHERE user_id = $1 AND ts > $2 ORDER BY ts DESC, seq DESC LIMIT $3"
+                    "SELECT * FROM ({EVENT_SELECT} WHERE user_id = $1 AND ts > $2 \
+                     UNION ALL {EVENT_SELECT} WHERE session_id IN \
+                       (SELECT session_id FROM identities WHERE user_id = $1) AND ts > $2) AS mine \
+                     ORDER BY ts DESC, seq DESC LIMIT $3"
                 )))
                 .bind(user.as_str())
                 .bind(after_ms)
@@ -20,6 +24,30 @@ macro_rules! sql_events {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(event_from_row).collect()
+            }
+
+            pub(crate) async fn events_of_session(
+                &self,
+                session: &SessionId,
+                limit: u32,
+            ) -> Result<Vec<Event>> {
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "{EVENT_SELECT} WHERE session_id = $1 ORDER BY ts DESC, seq DESC LIMIT $2"
+                )))
+                .bind(session.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(event_from_row).collect()
+            }
+
+            pub(crate) async fn identity_of(&self, session: &SessionId) -> Result<Option<UserId>> {
+                let user: Option<String> =
+                    sqlx::query_scalar("SELECT user_id FROM identities WHERE session_id = $1")
+                        .bind(session.as_str())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                user.map(|u| UserId::new(u).map_err(corrupt)).transpose()
             }
 
             pub(crate) async fn users_with_events_after(
@@ -53,11 +81,24 @@ macro_rules! sql_events {
                 each: &mut dyn FnMut(Event) -> Result<()>,
             ) -> Result<()> {
                 const PAGE: i64 = 50_000;
+                // Events of anonymous sessions that identified as a user are that user's.
+                let linked: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities)")
+                        .fetch_one(&self.pool)
+                        .await?;
+                let select = if linked {
+                    "SELECT e.event_id, coalesce(e.user_id, i.user_id), \
+                     CASE WHEN i.user_id IS NULL THEN e.session_id END, e.item_id, e.kind, \
+                     e.value, e.ts, e.context, e.seq \
+                     FROM events e LEFT JOIN identities i ON i.session_id = e.session_id \
+                     WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+                        .to_owned()
+                } else {
+                    format!("{EVENT_SELECT} WHERE seq > $1 ORDER BY seq LIMIT $2")
+                };
                 let mut after = 0i64;
                 loop {
-                    let rows = sqlx::query(AssertSqlSafe(format!(
-                        "{EVENT_SELECT} WHERE seq > $1 ORDER BY seq LIMIT $2"
-                    )))
+                    let rows = sqlx::query(AssertSqlSafe(select.clone()))
                     .bind(after)
                     .bind(PAGE)
                     .fetch_all(&self.pool)

@@ -147,6 +147,24 @@ macro_rules! sql_import {
                 })
             }
 
+            pub(crate) async fn write_links(&mut self, links: &[(SessionId, UserId)]) -> Result<u64> {
+                let now = ms(chrono::Utc::now());
+                let mut new = 0;
+                for (session, user) in links {
+                    new += sqlx::query(
+                        "INSERT INTO identities (session_id, user_id, linked_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (session_id) DO NOTHING",
+                    )
+                    .bind(session.as_str())
+                    .bind(user.as_str())
+                    .bind(now)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected();
+                }
+                Ok(new)
+            }
+
             pub(crate) async fn commit(self) -> Result<()> {
                 self.tx.commit().await?;
                 Ok(())

@@ -5,30 +5,44 @@
 macro_rules! sql_keys {
     ($Store:ident, $DB:ty, $Row:ty) => {
         impl $Store {
-            pub(crate) async fn insert_api_key(&self, key: &NewApiKey, label: &str) -> Result<()> {
+            pub(crate) async fn insert_api_key(
+                &self,
+                key: &NewApiKey,
+                label: &str,
+                origins: &[String],
+            ) -> Result<()> {
+                let public = (key.role == ApiKeyRole::Publishable).then_some(key.key.as_str());
                 sqlx::query(
-                    "INSERT INTO api_keys (role, key_hash, prefix, label, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO api_keys (role, key_hash, prefix, label, created_at, origins, public_key) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(key.role.as_str())
                 .bind(key.hash())
                 .bind(key.prefix.as_str())
                 .bind(label)
                 .bind(ms(chrono::Utc::now()))
+                .bind(serde_json::to_string(origins).map_err(corrupt)?)
+                .bind(public)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            pub(crate) async fn api_key_role(&self, hash: &[u8]) -> Result<Option<ApiKeyRole>> {
+            pub(crate) async fn api_key_access(&self, hash: &[u8]) -> Result<Option<KeyAccess>> {
                 let row = sqlx::query(
-                    "SELECT role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+                    "SELECT role, origins FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
                 )
                 .bind(hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                row.map(|r| ApiKeyRole::parse(&r.try_get::<String, _>(0)?))
-                    .transpose()
+                row.map(|r| {
+                    Ok(KeyAccess {
+                        role: ApiKeyRole::parse(&r.try_get::<String, _>(0)?)?,
+                        origins: serde_json::from_str(&r.try_get::<String, _>(1)?)
+                            .map_err(|e| Error::Corrupt(format!("key origins: {e}")))?,
+                    })
+                })
+                .transpose()
             }
 
             pub(crate) async fn count_api_keys(&self, role: ApiKeyRole) -> Result<u64> {
@@ -54,7 +68,8 @@ macro_rules! sql_keys {
 
             pub(crate) async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
                 let rows = sqlx::query(
-                    "SELECT prefix, role, label, created_at, revoked_at FROM api_keys ORDER BY id",
+                    "SELECT prefix, role, label, created_at, revoked_at, origins, public_key \
+                     FROM api_keys ORDER BY id",
                 )
                 .fetch_all(&self.pool)
                 .await?;
@@ -66,6 +81,9 @@ macro_rules! sql_keys {
                             label: r.try_get(2)?,
                             created_at: from_ms(r.try_get(3)?)?,
                             revoked_at: r.try_get::<Option<i64>, _>(4)?.map(from_ms).transpose()?,
+                            origins: serde_json::from_str(&r.try_get::<String, _>(5)?)
+                                .map_err(|e| Error::Corrupt(format!("key origins: {e}")))?,
+                            key: r.try_get(6)?,
                         })
                     })
                     .collect()

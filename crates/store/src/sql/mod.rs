@@ -275,7 +275,7 @@ macro_rules! sql_backend {
         };
         use $crate::{
             ApiKeyInfo, ApiKeyRole, AuditEntry, Counts, Error, EventsInserted, ItemQuery,
-            NewApiKey, Result, SegmentMember, SegmentRun,
+            KeyAccess, NewApiKey, Result, SegmentMember, SegmentRun,
         };
         use marquee_domain::{
             Actor, Currency, Event, EventId, EventKind, Item, ItemId, Money, Order, OrderId,
