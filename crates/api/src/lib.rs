@@ -11,7 +11,8 @@
 //! | `GET /v1/home?user_id&k` | Netflix-style rows |
 //! | `GET /v1/items/{id}/similar?k` | similar items |
 //! | `POST /v1/recommendations/session` `{items, k}` | for an anonymous session |
-//! | `POST /v1/events` `{events: [...]}` | behaviour events, durable before `202` |
+//! | `POST /v1/events` `{events: [...]}` | behaviour events, durable before `202` (also with a publishable key) |
+//! | `GET /sdk/marquee.js` | the browser tracker (no key; it carries a publishable key) |
 //! | `GET /metrics` | Prometheus text: requests and latency by route, events ingested, model version (no key) |
 //!
 //! The storefront also serves the catalog (`GET /v1/items`, `/v1/items/{id}`,
@@ -59,7 +60,7 @@ mod state;
 mod writer;
 
 pub use admin::router as admin_router;
-pub use auth::{AdminKey, KEY_CACHE_SECONDS, StorefrontKey};
+pub use auth::{AdminKey, BrowserOrStorefront, KEY_CACHE_SECONDS, StorefrontKey};
 pub use error::ApiError;
 pub use events::MAX_EVENTS_PER_BATCH;
 pub use ops::OPENAPI;
@@ -92,12 +93,17 @@ pub fn storefront_router(state: AppState) -> Router {
         .route("/v1/users/{id}/orders", get(orders::user_orders))
         .route("/v1/events", post(events::events))
         .route("/metrics", get(ops::metrics_text))
-        .route("/openapi.json", get(ops::openapi));
+        .route("/openapi.json", get(ops::openapi))
+        .route("/sdk/marquee.js", get(ops::tracker_script));
     let router = if state.pages {
         router.merge(pages::shop::routes())
     } else {
         router
     };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::cors,
+    ));
     with_common_layers(router, state)
 }
 

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
@@ -112,4 +112,26 @@ pub(crate) async fn readyz(
         "model_version": state.engine.version(),
         "model_kind": state.engine.kind(),
     })))
+}
+
+/// The browser tracker, served as is.
+pub(crate) const TRACKER_JS: &str = include_str!("sdk/marquee.js");
+
+/// `GET /sdk/marquee.js`: the browser tracker (no key needed; pages give it theirs).
+pub(crate) async fn tracker_script() -> Response {
+    let mut response = TRACKER_JS.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }

@@ -7,7 +7,7 @@
 //! `similar`, `session`), and an answer that shows items is recorded as an impression off
 //! the request path (module `impressions`).
 
-use crate::auth::StorefrontKey;
+use crate::auth::{BrowserOrStorefront, StorefrontKey};
 use crate::catalog::{item_id, user_id};
 use crate::error::ApiError;
 use crate::fresh::recent_events;
@@ -49,6 +49,9 @@ pub(crate) struct RecommendationQuery {
     #[serde(default)]
     include_out_of_stock: bool,
     placement: Option<String>,
+    /// A publishable key (browser pages; read by the key extractor).
+    #[allow(dead_code)]
+    key: Option<String>,
 }
 
 /// The caller's placement, checked, or `default`.
@@ -362,14 +365,27 @@ fn item_list(field: &str, raw: Option<&str>) -> Result<Vec<marquee_domain::ItemI
         .collect()
 }
 
+/// Events of an anonymous session read for its answer.
+const SESSION_EVENTS: u32 = 50;
+
 pub(crate) async fn recommendations(
-    _key: StorefrontKey,
+    caller: BrowserOrStorefront,
     State(state): State<AppState>,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     let (uri, context) = split_context(&uri)?;
     let Query(q) = Query::<RecommendationQuery>::try_from_uri(&uri)
         .map_err(|e: QueryRejection| ApiError::from(e))?;
+    if caller == BrowserOrStorefront::Publishable
+        && (q.user_id.is_some() || q.session_id.is_none())
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "wrong_key",
+            "a publishable key may only read an anonymous session's answer: give session_id \
+             and no user_id (ask your back end, with a storefront key, for a user's)",
+        ));
+    }
     let details = include_items(q.include.as_deref())?;
     if let Some(name) = q.placement.as_deref()
         && state.engine.has_placement(name)
@@ -396,9 +412,33 @@ pub(crate) async fn recommendations(
         include_seen: q.include_seen,
         include_out_of_stock: q.include_out_of_stock,
     };
-    let mut audience = Audience::new(user, None);
+    let session = match (&user, q.session_id.as_deref()) {
+        (None, Some(s)) => Some(session_id(s)?),
+        _ => None,
+    };
+    // An anonymous session: the items of its stored events, newest first.
+    let session_items = match &session {
+        Some(s) => {
+            let mut items: Vec<marquee_domain::ItemId> = Vec::new();
+            for e in state.store.events_of_session(s, SESSION_EVENTS).await? {
+                if let Some(i) = e.item
+                    && !items.contains(&i)
+                {
+                    items.push(i);
+                }
+            }
+            items
+        }
+        None => Vec::new(),
+    };
+    let mut audience = Audience::new(user, session);
     let engine = audience.engine(&state, &placement);
-    let answer = engine.recommend(audience.user.as_ref(), &recent, q.k.unwrap_or(10), &filters)?;
+    let k = q.k.unwrap_or(10);
+    let answer = if session_items.is_empty() {
+        engine.recommend(audience.user.as_ref(), &recent, k, &filters)?
+    } else {
+        engine.session(&session_items, k, &filters)?
+    };
     answer_response_with(
         &state,
         answer,

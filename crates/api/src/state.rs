@@ -8,7 +8,7 @@ use crate::experiments::{BuildError, Running};
 use crate::{fresh, impressions, jobs, metrics, writer};
 use marquee_domain::{Actor, Event, UserId};
 use marquee_engine::Engine;
-use marquee_store::{ApiKeyRole, Store};
+use marquee_store::{KeyAccess, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,8 +31,10 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub engine: Arc<Engine>,
     pub store: Store,
-    /// Keys verified recently: key → (role, when verified).
-    pub(crate) keys: Arc<std::sync::RwLock<HashMap<String, (ApiKeyRole, Instant)>>>,
+    /// Keys verified recently: key → (what it may do, when verified).
+    pub(crate) keys: Arc<std::sync::RwLock<HashMap<String, (Arc<KeyAccess>, Instant)>>>,
+    /// The publishable key the storefront demo pages embed in their tracker snippet.
+    pub(crate) demo_tracker_key: Arc<tokio::sync::OnceCell<String>>,
     /// Users known to have events newer than the active model, and the model version and
     /// event sequence number that set is up to date with. Users outside it skip the store.
     pub(crate) fresh: Arc<std::sync::RwLock<fresh::Fresh>>,
@@ -77,6 +79,7 @@ impl AppState {
             engine,
             store,
             keys: Arc::default(),
+            demo_tracker_key: Arc::default(),
             fresh: Arc::default(),
             metrics: Arc::default(),
             jobs: Arc::default(),
@@ -286,6 +289,18 @@ impl AppState {
         events: Vec<Event>,
         explicit: Vec<Option<marquee_store::RecommendationId>>,
     ) -> Result<marquee_store::EventsInserted, ApiError> {
+        self.record_events_linked(events, explicit, Vec::new())
+            .await
+    }
+
+    /// [`AppState::record_events`], linking anonymous sessions to the users they identified
+    /// as in the same transaction (their earlier events then count as the users').
+    pub(crate) async fn record_events_linked(
+        &self,
+        events: Vec<Event>,
+        explicit: Vec<Option<marquee_store::RecommendationId>>,
+        links: Vec<(marquee_domain::SessionId, UserId)>,
+    ) -> Result<marquee_store::EventsInserted, ApiError> {
         use marquee_domain::EventKind;
         use marquee_store::Outcome as O;
         let outcomes: Vec<impressions::Outcome> = events
@@ -324,7 +339,10 @@ impl AppState {
                 Actor::Session(_) => None,
             })
             .collect();
-        let stored = self.event_writer().write(events, attributions).await?;
+        let stored = self
+            .event_writer()
+            .write(events, links, attributions)
+            .await?;
         for u in &users {
             self.note_fresh_user(u.as_str());
         }

@@ -12,7 +12,7 @@
 //! that check and the commit finds its batch stored, which a retry reports as duplicates
 //! (events are idempotent on `event_id`).
 
-use marquee_domain::Event;
+use marquee_domain::{Event, SessionId, UserId};
 use marquee_store::{Attribution, EventsInserted, Store};
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +25,8 @@ type Done = oneshot::Sender<Result<EventsInserted, marquee_store::Error>>;
 
 struct Pending {
     events: Vec<Event>,
+    /// Anonymous sessions that identified as users, linked in the same transaction.
+    links: Vec<(SessionId, UserId)>,
     /// What the events are credited to, written in the same transaction.
     attributions: Vec<Attribution>,
     done: Done,
@@ -65,6 +67,7 @@ impl EventWriter {
     pub(crate) async fn write(
         &self,
         events: Vec<Event>,
+        links: Vec<(SessionId, UserId)>,
         attributions: Vec<Attribution>,
     ) -> Result<EventsInserted, marquee_store::Error> {
         let (done, answer) = oneshot::channel();
@@ -72,6 +75,7 @@ impl EventWriter {
         self.tx
             .send(Pending {
                 events,
+                links,
                 attributions,
                 done,
             })
@@ -91,6 +95,9 @@ async fn write_group(store: &Store, mut group: Vec<Pending>) {
             let mut import = store.begin_import().await?;
             let mut counts = Vec::with_capacity(group.len());
             for p in &group {
+                if !p.links.is_empty() {
+                    import.link_sessions(&p.links).await?;
+                }
                 counts.push(import.insert_events(&p.events).await?);
                 if !p.attributions.is_empty() {
                     import.insert_attributions(&p.attributions).await?;
@@ -174,7 +181,7 @@ mod tests {
                 })
                 .collect();
             tasks.push(tokio::spawn(async move {
-                writer.write(events, Vec::new()).await
+                writer.write(events, Vec::new(), Vec::new()).await
             }));
         }
         let mut inserted = 0;

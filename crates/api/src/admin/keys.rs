@@ -30,9 +30,13 @@ pub(crate) struct KeyIn {
     role: String,
     #[serde(default)]
     label: String,
+    /// Where a publishable key may be used from: `https://shop.example` or `self`.
+    origins: Option<Vec<String>>,
 }
 
-/// `POST /v1/admin/keys` `{role, label}`: a new key, shown once in the answer (`201`).
+/// `POST /v1/admin/keys` `{role, label, origins}`: a new key, shown once in the answer (`201`).
+/// A publishable key (`"role": "publishable"`) needs its allowed origins; it is stored in
+/// clear, as it is meant for web pages, and listings show it again.
 pub(crate) async fn create_key(
     _key: AdminKey,
     State(state): State<AppState>,
@@ -42,7 +46,10 @@ pub(crate) async fn create_key(
     let role = ApiKeyRole::parse(&body.role).map_err(|_| {
         ApiError::bad_request(
             "invalid_role",
-            format!("unknown role {:?}: use storefront or admin", body.role),
+            format!(
+                "unknown role {:?}: use storefront, admin or publishable",
+                body.role
+            ),
         )
     })?;
     if body.label.len() > 200 {
@@ -51,15 +58,42 @@ pub(crate) async fn create_key(
             "label is longer than 200 bytes",
         ));
     }
-    let key = state.store.create_api_key(role, &body.label).await?;
+    let (key, origins) = match (role, body.origins) {
+        (ApiKeyRole::Publishable, Some(origins)) => {
+            let origins = marquee_store::check_origins(&origins)
+                .map_err(|m| ApiError::bad_request("invalid_origins", m))?;
+            let key = state
+                .store
+                .create_publishable_key(&body.label, &origins)
+                .await?;
+            (key, origins)
+        }
+        (ApiKeyRole::Publishable, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_origins",
+                "a publishable key needs `origins`: the pages that may use it, e.g. \
+                 [\"https://shop.example\"] (or \"self\" for this server's own pages)",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_origins",
+                "only publishable keys have origins (secret keys belong on servers)",
+            ));
+        }
+        (role, None) => (
+            state.store.create_api_key(role, &body.label).await?,
+            Vec::new(),
+        ),
+    };
     tracing::info!(prefix = %key.prefix, role = role.as_str(), "API key created");
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "key": key.key, "prefix": key.prefix, "role": role, "label": body.label,
-        })),
-    )
-        .into_response())
+    let mut answer = serde_json::json!({
+        "key": key.key, "prefix": key.prefix, "role": role, "label": body.label,
+    });
+    if role == ApiKeyRole::Publishable {
+        answer["origins"] = serde_json::json!(origins);
+    }
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 /// `DELETE /v1/admin/keys/{prefix}`: revokes a key at once on this server (other replicas

@@ -97,13 +97,27 @@ pub(crate) fn layout(title: &str, class: &str, nav: Markup, body: Markup) -> Mar
     }
 }
 
+/// The storefront demo's policy: [`CSP`], plus this server's tracker script and its beacons.
+const SHOP_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+                        script-src 'self'; connect-src 'self'; \
+                        form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// An HTML answer with the page security headers.
 pub(crate) fn page(status: StatusCode, markup: Markup) -> Response {
+    with_policy(status, markup, CSP)
+}
+
+/// A storefront demo page: [`page`], allowing the tracker (`/sdk/marquee.js`) to run.
+pub(crate) fn shop_page(status: StatusCode, markup: Markup) -> Response {
+    with_policy(status, markup, SHOP_CSP)
+}
+
+fn with_policy(status: StatusCode, markup: Markup, policy: &'static str) -> Response {
     let mut response = (status, axum::response::Html(markup.into_string())).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(policy),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

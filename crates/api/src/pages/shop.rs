@@ -4,10 +4,17 @@
 //! (the same fold-in as `/v1/home`). A visitor without a user id is a guest: their clicks
 //! are events of an anonymous session (a cookie), and their first row is the session answer.
 //!
+//! Every page embeds the browser tracker (`/sdk/marquee.js`) with a publishable key for this
+//! server's own origin (created on first use, labelled [`DEMO_KEY_LABEL`]): it records
+//! clicks on the cards (credited to the row that showed them), page views and dwell time;
+//! the pages work the same without JavaScript.
+//!
 //! It is a demo of what the API gives a storefront, not a shop: anyone who can reach the
 //! storefront listener can look at any user's rows, so `serve --no-pages` turns it off.
 
-use super::{cookie, encode, error_page, is_https, layout, money, page, see_other, set_cookie};
+use super::{
+    cookie, encode, error_page, is_https, layout, money, see_other, set_cookie, shop_page,
+};
 use crate::AppState;
 use crate::fresh::recent_events;
 use axum::Form;
@@ -35,6 +42,58 @@ const RECENT_LEN: usize = 8;
 const GUEST_COOKIE_SECONDS: u64 = 30 * 24 * 3600;
 /// Users offered in the user picker.
 const PICKER_USERS: u32 = 30;
+/// The label of the publishable key the demo pages' tracker uses.
+pub(crate) const DEMO_KEY_LABEL: &str = "storefront demo pages";
+
+/// The demo's publishable key (origin `self`): an active one with [`DEMO_KEY_LABEL`], else a
+/// new one. `None` when the store cannot say (the pages then go without the tracker).
+async fn tracker_key(state: &AppState) -> Option<String> {
+    let found = state
+        .demo_tracker_key
+        .get_or_try_init(|| async {
+            let keys = state.store.list_api_keys().await?;
+            if let Some(key) = keys.into_iter().find_map(|k| {
+                (k.role == marquee_store::ApiKeyRole::Publishable
+                    && k.revoked_at.is_none()
+                    && k.label == DEMO_KEY_LABEL
+                    && k.origins.iter().any(|o| o == "self"))
+                .then_some(k.key)
+                .flatten()
+            }) {
+                return Ok(key);
+            }
+            let key = state
+                .store
+                .create_publishable_key(DEMO_KEY_LABEL, &["self".to_owned()])
+                .await?;
+            Ok::<_, marquee_store::Error>(key.key)
+        })
+        .await;
+    match found {
+        Ok(key) => Some(key.clone()),
+        Err(e) => {
+            tracing::warn!("the demo pages go without the tracker: {e}");
+            None
+        }
+    }
+}
+
+/// The tracker snippet: the demo's key, the user (or the guest's session), the page's item
+/// (whose view the server records itself, so no automatic page view there).
+fn tracker(
+    key: Option<&str>,
+    user: Option<&str>,
+    guest: Option<&SessionId>,
+    item: Option<&str>,
+) -> Markup {
+    html! {
+        @if let Some(key) = key {
+            script src="/sdk/marquee.js" defer data-key=(key) data-user-id=[user]
+                data-anonymous-id=[guest.filter(|_| user.is_none()).map(SessionId::as_str)]
+                data-item=[item] data-page-view=[item.map(|_| "false")] {}
+        }
+    }
+}
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -247,8 +306,9 @@ async fn home(
             (render_items(&format!("placement:{name}"), name, &answer.items, shown, &items, user))
         }
         p.muted { "Model " (state.engine.version()) " (" (state.engine.kind()) ")" }
+        (tracker(tracker_key(&state).await.as_deref(), user, guest_session(&headers).as_ref(), None))
     };
-    page(
+    shop_page(
         StatusCode::OK,
         layout("Home", "shop", nav(&users, user), body),
     )
@@ -397,7 +457,7 @@ fn render_items(
     user: Option<&str>,
 ) -> Markup {
     html! {
-        section.row data-row=(id) data-recommendation-id=(shown) {
+        section.row data-row=(id) data-recommendation-id=(shown) data-mq-recommendation=(shown) {
             h2 { (title) }
             ul.cards {
                 @for r in recs {
@@ -415,7 +475,7 @@ fn card(id: &str, item: Option<&Item>, user: Option<&str>, shown: Option<&str>) 
             input type="hidden" name="item" value=(id);
             @if let Some(r) = shown { input type="hidden" name="recommendation_id" value=(r); }
             @if let Some(u) = user { input type="hidden" name="user_id" value=(u); }
-            button.card type="submit" data-item=(id) {
+            button.card type="submit" data-item=(id) data-mq-item=(id) {
                 span.title { (item.map_or(id, |i| i.title.as_str())) }
                 @if let Some(i) = item {
                     span.meta { (i.category) }
@@ -623,8 +683,9 @@ async fn item_page(
         } @else {
             (render_row(&row, &shown, &items, user))
         }
+        (tracker(tracker_key(&state).await.as_deref(), user, guest_session(&headers).as_ref(), Some(item.id.as_str())))
     };
-    page(
+    shop_page(
         StatusCode::OK,
         layout(&item.title, "shop", nav(&users, user), body),
     )

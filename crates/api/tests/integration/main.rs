@@ -10,3 +10,4 @@ mod pages;
 mod placements;
 mod serve;
 mod storefront;
+mod tracking;
