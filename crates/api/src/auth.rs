@@ -111,7 +111,11 @@ fn wrong_key(have: ApiKeyRole, route: ApiKeyRole) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "wrong_key",
-        format!("a {} key cannot call {} routes", have.as_str(), route.as_str()),
+        format!(
+            "a {} key cannot call {} routes",
+            have.as_str(),
+            route.as_str()
+        ),
     )
 }
 
@@ -260,7 +264,8 @@ async fn preflight(
     let allowed = match key {
         Some(key) => match state.access_of(&key).await {
             Ok(Some(a)) => {
-                a.role == ApiKeyRole::Publishable && origin_allowed(&a.origins, &normalised, headers)
+                a.role == ApiKeyRole::Publishable
+                    && origin_allowed(&a.origins, &normalised, headers)
             }
             Ok(None) => false,
             Err(e) => return ApiError::from(e).into_response(),

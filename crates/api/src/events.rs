@@ -98,7 +98,10 @@ fn to_event(n: usize, e: EventIn, now: chrono::DateTime<chrono::Utc>) -> Result<
 }
 
 /// The body as JSON: `application/json`, or `text/plain` from a beacon.
-fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<EventsBody, ApiError> {
+fn read_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<EventsBody, ApiError> {
     let kind = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -116,11 +119,13 @@ fn read_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result
              browser beacon)",
         ));
     }
-    let bytes = body.map_err(|e| {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_body", e.body_text())
-    })?;
+    let bytes = body
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_body", e.body_text()))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("invalid_body", format!("the body is not an events batch: {e}"))
+        ApiError::bad_request(
+            "invalid_body",
+            format!("the body is not an events batch: {e}"),
+        )
     })
 }
 

@@ -376,8 +376,7 @@ pub(crate) async fn recommendations(
     let (uri, context) = split_context(&uri)?;
     let Query(q) = Query::<RecommendationQuery>::try_from_uri(&uri)
         .map_err(|e: QueryRejection| ApiError::from(e))?;
-    if caller == BrowserOrStorefront::Publishable
-        && (q.user_id.is_some() || q.session_id.is_none())
+    if caller == BrowserOrStorefront::Publishable && (q.user_id.is_some() || q.session_id.is_none())
     {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,

@@ -207,6 +207,7 @@ mod tests {
             let (done, answer) = oneshot::channel();
             group.push(Pending {
                 events: vec![event(&format!("g{n}"), "u2", at)],
+                links: Vec::new(),
                 attributions: Vec::new(),
                 done,
             });

@@ -114,7 +114,9 @@ pub fn check_origins(origins: &[String]) -> std::result::Result<Vec<String>, Str
                 .strip_prefix("https://")
                 .or_else(|| o.strip_prefix("http://"))
                 .ok_or_else(|| {
-                    format!("origins[{n}] = {o:?} must start with http:// or https:// (or be `self`)")
+                    format!(
+                        "origins[{n}] = {o:?} must start with http:// or https:// (or be `self`)"
+                    )
                 })?;
             let host_ok = !rest.is_empty()
                 && rest

@@ -14,6 +14,7 @@
 //! Threading: `Store` is a cheap `Clone` handle over a connection pool and may be shared
 //! between tasks; all methods are async (tokio).
 
+pub mod behaviour;
 pub mod impressions;
 mod keys;
 pub mod kpis;
@@ -372,7 +373,7 @@ impl Store {
     pub async fn for_each_event(
         &self,
         kinds: Option<&[EventKind]>,
-        mut each: impl FnMut(Event) -> Result<()>,
+        mut each: impl FnMut(Event) -> Result<()> + Send,
     ) -> Result<()> {
         dispatch!(&self.backend, s => s.for_each_event(kinds, &mut each).await)
     }
@@ -401,6 +402,52 @@ impl Store {
                 return Ok(out);
             }
         }
+    }
+
+    /// Everything people did, for product analytics ([`behaviour`]): every event (those of
+    /// anonymous sessions linked to a user as the user's), and with `orders` a touch of kind
+    /// `order` per line of every valid order (not cancelled or refunded) of a known customer.
+    pub async fn touches(&self, orders: bool) -> Result<Vec<behaviour::Touch>> {
+        use behaviour::{Touch, TouchKind};
+        let mut out = Vec::new();
+        self.for_each_event(None, |e| {
+            out.push(Touch {
+                person: e.actor.interaction_key(),
+                at: e.timestamp.timestamp_millis(),
+                kind: TouchKind::Event(e.kind),
+                item: e.item,
+            });
+            Ok(())
+        })
+        .await?;
+        if orders {
+            self.for_each_order(|o| {
+                if let Some(user) = o.user.as_ref().filter(|_| !o.status.is_reversal()) {
+                    for line in &o.lines {
+                        out.push(Touch {
+                            person: user.as_str().to_owned(),
+                            at: o.created_at.timestamp_millis(),
+                            kind: TouchKind::Order,
+                            item: Some(line.item.clone()),
+                        });
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(out)
+    }
+
+    /// Every order with its lines, in id order.
+    pub async fn all_orders(&self) -> Result<Vec<Order>> {
+        let mut out = Vec::new();
+        self.for_each_order(|o| {
+            out.push(o);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
     }
 
     /// Stores a segmentation run and its members in one transaction.
@@ -653,7 +700,9 @@ impl Store {
     /// first link of a session wins; returns whether this one was new.
     pub async fn link_session(&self, session: &SessionId, user: &UserId) -> Result<bool> {
         let mut import = self.begin_import().await?;
-        let n = import.link_sessions(&[(session.clone(), user.clone())]).await?;
+        let n = import
+            .link_sessions(&[(session.clone(), user.clone())])
+            .await?;
         import.commit().await?;
         Ok(n > 0)
     }

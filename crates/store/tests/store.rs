@@ -1186,7 +1186,11 @@ async fn publishable_keys_keep_their_origins_and_stay_readable(db: TestDatabase)
     assert_eq!(access.role, ApiKeyRole::Publishable);
     assert_eq!(access.origins, ["https://shop.example", "self"]);
     let listed = store.list_api_keys().await.unwrap();
-    assert_eq!(listed[0].key.as_deref(), Some(pk.key.as_str()), "shown again");
+    assert_eq!(
+        listed[0].key.as_deref(),
+        Some(pk.key.as_str()),
+        "shown again"
+    );
     assert_eq!(listed[0].origins, ["https://shop.example", "self"]);
     let bad = store
         .create_publishable_key("x", &["ftp://shop.example".to_owned()])
@@ -1248,7 +1252,11 @@ async fn identified_sessions_count_for_their_user(db: TestDatabase) {
         .iter()
         .map(|e| e.id.as_str().to_owned())
         .collect();
-    assert_eq!(mine, ["u1", "a2", "a1"], "newest first, the session's included");
+    assert_eq!(
+        mine,
+        ["u1", "a2", "a1"],
+        "newest first, the session's included"
+    );
     let session_only = store.events_of_session(&session, 10).await.unwrap();
     assert_eq!(session_only.len(), 2);
     // Training and analytics read the session's events as the user's.

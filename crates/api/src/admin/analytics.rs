@@ -14,7 +14,7 @@ use marquee_store::kpis::{DateRange, Period, RankBy};
 use serde::Deserialize;
 
 /// Parses `from`/`to`: a `YYYY-MM-DD` day (its midnight, UTC) or an RFC 3339 time.
-fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
     }

@@ -7,6 +7,7 @@
 //! [`AdminKey`]: crate::auth::AdminKey
 
 pub(crate) mod analytics;
+mod behaviour;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod models;
@@ -52,7 +53,16 @@ pub fn router(mut state: AppState) -> Router {
             "/v1/admin/analytics/top-products",
             get(analytics::top_products),
         )
-        .route("/v1/admin/analytics/funnel", get(analytics::funnel))
+        .route(
+            "/v1/admin/analytics/funnel",
+            get(analytics::funnel).post(behaviour::custom_funnel),
+        )
+        .route("/v1/admin/analytics/retention", get(behaviour::retention))
+        .route(
+            "/v1/admin/analytics/next-purchase",
+            get(behaviour::next_purchase),
+        )
+        .route("/v1/admin/analytics/events", get(behaviour::events))
         .route(
             "/v1/admin/analytics/recommendations",
             get(analytics::recommendations),

@@ -78,7 +78,7 @@ macro_rules! sql_events {
             pub(crate) async fn for_each_event(
                 &self,
                 kinds: Option<&[EventKind]>,
-                each: &mut dyn FnMut(Event) -> Result<()>,
+                each: &mut (dyn FnMut(Event) -> Result<()> + Send),
             ) -> Result<()> {
                 const PAGE: i64 = 50_000;
                 // Events of anonymous sessions that identified as a user are that user's.
