@@ -78,18 +78,24 @@ async fn tracker_key(state: &AppState) -> Option<String> {
     }
 }
 
-/// The tracker snippet: the demo's key, the user (or the guest's session), the page's item
-/// (whose view the server records itself, so no automatic page view there).
+/// The tracker snippet: the demo's key; the user, or nobody (picking a user in the demo is
+/// not signing in, so a user's pages use an anonymous id of their own and a guest's pages the
+/// guest's session); the page's item (whose view the server records itself, so no automatic
+/// page view there).
 fn tracker(
     key: Option<&str>,
     user: Option<&str>,
     guest: Option<&SessionId>,
     item: Option<&str>,
 ) -> Markup {
+    let anonymous = match (user, guest) {
+        (Some(u), _) => Some(format!("demo-{u}")),
+        (None, g) => g.map(|s| s.as_str().to_owned()),
+    };
     html! {
         @if let Some(key) = key {
-            script src="/sdk/marquee.js" defer data-key=(key) data-user-id=[user]
-                data-anonymous-id=[guest.filter(|_| user.is_none()).map(SessionId::as_str)]
+            script src="/sdk/marquee.js" defer data-key=(key) data-user-id=(user.unwrap_or(""))
+                data-anonymous-id=[anonymous]
                 data-item=[item] data-page-view=[item.map(|_| "false")] {}
         }
     }
@@ -258,8 +264,19 @@ async fn home(
     // names it, so the click is credited to the row.
     let version = state.engine.version();
     let viewer = user.and_then(|u| UserId::new(u).ok());
+    // A guest gets their session id on the first page, so the tracker and the clicks share it.
+    let mut new_cookie = None;
     let guest = if viewer.is_none() {
-        guest_session(&headers)
+        guest_session(&headers).or_else(|| {
+            let id = SessionId::new(random_id("web-")).ok()?;
+            new_cookie = Some(set_cookie(
+                VISITOR_COOKIE,
+                id.as_str(),
+                GUEST_COOKIE_SECONDS,
+                is_https(&headers),
+            ));
+            Some(id)
+        })
     } else {
         None
     };
@@ -306,12 +323,18 @@ async fn home(
             (render_items(&format!("placement:{name}"), name, &answer.items, shown, &items, user))
         }
         p.muted { "Model " (state.engine.version()) " (" (state.engine.kind()) ")" }
-        (tracker(tracker_key(&state).await.as_deref(), user, guest_session(&headers).as_ref(), None))
+        (tracker(tracker_key(&state).await.as_deref(), user, guest.as_ref(), None))
     };
-    shop_page(
+    let mut response = shop_page(
         StatusCode::OK,
         layout("Home", "shop", nav(&users, user), body),
-    )
+    );
+    if let Some(c) = new_cookie.and_then(|c| axum::http::HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, c);
+    }
+    response
 }
 
 /// The rows (each of the placement's k items) of the saved placements that need no item (personal, trending, popular,

@@ -4,7 +4,7 @@
  *   <script src="https://<storefront host>/sdk/marquee.js" data-key="mq_pk_..." defer></script>
  *
  * Optional attributes: data-endpoint (where /v1/events is; default: where this script came
- * from), data-user-id (the signed-in user), data-anonymous-id (an anonymous id the page
+ * from), data-user-id (the signed-in user; empty: nobody is signed in), data-anonymous-id (an anonymous id the page
  * already uses), data-item (the item this page is about), data-page-view="false" (the page
  * view is recorded elsewhere, e.g. by the server: no automatic view event).
  *
@@ -70,8 +70,11 @@
     anonymous = "anon-" + random();
     storage.set(ANON, anonymous);
   }
-  var user = attr("data-user-id") || storage.get(USER);
-  if (attr("data-user-id")) storage.set(USER, attr("data-user-id"));
+  var user = storage.get(USER);
+  if (attr("data-user-id") !== null) {
+    user = attr("data-user-id") || null;
+    storage.set(USER, user);
+  }
   var pageItem = attr("data-item");
   if (!pageItem) {
     var meta = document.querySelector('meta[name="mq-item"]');
@@ -116,6 +119,7 @@
     if (item) event.item_id = String(item);
     if (options.value !== undefined && options.value !== null) event.value = options.value;
     if (options.recommendationId) event.recommendation_id = options.recommendationId;
+    if (options.at) event.timestamp = new Date(options.at).toISOString();
     queue.push(event);
     if (options.now || queue.length >= MAX_BATCH) flush();
     else if (!timer) timer = setTimeout(flush, FLUSH_MS);
@@ -137,17 +141,15 @@
     true
   );
 
-  // Dwell: the seconds the page was visible, sent when it is hidden or left.
+  // Dwell: the seconds the page was visible, sent when it is hidden or left, timed when the
+  // visible stretch began (so it sorts before what the visitor did next).
   var visibleSince = document.visibilityState === "hidden" ? null : Date.now();
-  var visibleMs = 0;
   var reportDwell = function () {
     if (visibleSince !== null) {
-      visibleMs += Date.now() - visibleSince;
+      var seconds = Math.min(86400, Math.round((Date.now() - visibleSince) / 100) / 10);
+      if (seconds > 0) track("dwell", pageItem, { value: seconds, at: visibleSince });
       visibleSince = null;
     }
-    var seconds = Math.min(86400, Math.round(visibleMs / 100) / 10);
-    if (seconds > 0) track("dwell", pageItem, { value: seconds });
-    visibleMs = 0;
     flush();
   };
   document.addEventListener("visibilitychange", function () {

@@ -102,6 +102,37 @@ struct Site {
     storefront_key: String,
     admin_key: String,
     downloads: PathBuf,
+    /// The store serve uses, to see what the tracker sent.
+    store_url: String,
+}
+
+/// The events of anonymous session `session` (or of user `user`) once `ready` holds for
+/// them, waiting up to 10 s for the tracker's beacons.
+async fn stored_events(
+    url: &str,
+    session: Option<&str>,
+    user: Option<&str>,
+    ready: impl Fn(&[marquee_domain::Event]) -> bool,
+) -> Vec<marquee_domain::Event> {
+    let store = marquee_store::Store::open(url).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let events = match (session, user) {
+            (Some(s), _) => store
+                .events_of_session(&marquee_domain::SessionId::new(s).unwrap(), 100)
+                .await
+                .unwrap(),
+            (None, Some(u)) => store
+                .events_of_user(&marquee_domain::UserId::new(u).unwrap(), 100)
+                .await
+                .unwrap(),
+            (None, None) => Vec::new(),
+        };
+        if ready(&events) || start.elapsed() > Duration::from_secs(10) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn storefront(c: Client, site: &Site) {
@@ -148,9 +179,54 @@ async fn storefront(c: Client, site: &Site) {
     assert!(row(&c, "this_visit").await.is_empty());
     let trending = row(&c, "trending").await;
     click_card(&c, "trending", &trending[0]).await;
+    // The tracker sent the click on the marked card, with the guest's anonymous id and the
+    // row's answer; the server recorded the view.
+    let visitor = c.get_named_cookie("mq_visitor").await.unwrap();
+    let visitor = visitor.value().to_owned();
+    let clicked = trending[0].clone();
+    let is_click = |e: &marquee_domain::Event| {
+        e.kind == marquee_domain::EventKind::Click
+            && e.item.as_ref().map(|i| i.as_str()) == Some(clicked.as_str())
+    };
+    let events = stored_events(&site.store_url, Some(&visitor), None, |ev| {
+        ev.iter().any(is_click)
+    })
+    .await;
+    assert!(
+        events.iter().any(is_click),
+        "the tracker's click: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == marquee_domain::EventKind::View),
+        "the server's view"
+    );
     c.goto(&format!("{base}/")).await.unwrap();
     assert!(!row(&c, "this_visit").await.is_empty());
     shot(&c, "storefront-guest").await;
+    // The guest signs in: marquee.identify, then an add to cart; the anonymous click is now
+    // the user's too.
+    c.execute(
+        "marquee.identify('u7'); marquee.addToCart(arguments[0]); marquee.flush();",
+        vec![json!(clicked)],
+    )
+    .await
+    .unwrap();
+    let mine = stored_events(&site.store_url, None, Some("u7"), |ev| {
+        ev.iter().any(is_click)
+            && ev
+                .iter()
+                .any(|e| e.kind == marquee_domain::EventKind::AddToCart)
+    })
+    .await;
+    assert!(
+        mine.iter().any(is_click)
+            && mine
+                .iter()
+                .any(|e| e.kind == marquee_domain::EventKind::AddToCart),
+        "u7's events include the anonymous click: {mine:?}"
+    );
 
     // A phone: one column, nothing wider than the screen.
     c.set_window_size(390, 844).await.unwrap();
@@ -538,6 +614,7 @@ async fn the_pages_work_in_a_real_browser() {
         storefront_key,
         admin_key,
         downloads: downloads.path().to_path_buf(),
+        store_url: shop.url.clone(),
     });
     let s = site.clone();
     in_browser(
