@@ -7,7 +7,7 @@
 //! [`AdminKey`]: crate::auth::AdminKey
 
 pub(crate) mod analytics;
-mod behaviour;
+pub(crate) mod behaviour;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod models;

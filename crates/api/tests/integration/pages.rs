@@ -254,17 +254,32 @@ async fn a_guest_gets_a_session_answer_from_their_clicks() {
     assert!(home.body.contains("Welcome, guest"));
     assert!(row_items(&home.body, "this_visit").is_empty());
     assert!(!row_items(&home.body, "trending").is_empty());
-
-    let click = post(&s.storefront, &mut jar, "/view", "item=a3").await;
-    assert_eq!(click.status, StatusCode::SEE_OTHER);
-    assert_eq!(click.location(), "/items/a3");
-    let cookies: Vec<&str> = click
+    // The first page gives the guest their session (the tracker and the clicks share it).
+    let first: Vec<&str> = home
         .headers
         .get_all(header::SET_COOKIE)
         .iter()
         .map(|v| v.to_str().unwrap())
         .collect();
-    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with("mq_visitor=web-"), "{first:?}");
+    let session = jar.0["mq_visitor"].clone();
+    assert!(
+        home.body.contains(&format!("data-anonymous-id=\"{session}\"")),
+        "the tracker gets the guest's session"
+    );
+
+    let click = post(&s.storefront, &mut jar, "/view", "item=a3").await;
+    assert_eq!(click.status, StatusCode::SEE_OTHER);
+    assert_eq!(click.location(), "/items/a3");
+    let mut cookies: Vec<&str> = click
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies.len(), 1, "the recent items only: {cookies:?}");
+    cookies.extend(first);
     for c in &cookies {
         assert!(
             c.contains("HttpOnly") && c.contains("SameSite=Strict"),
@@ -272,6 +287,7 @@ async fn a_guest_gets_a_session_answer_from_their_clicks() {
         );
     }
     let visitor = jar.0["mq_visitor"].clone();
+    assert_eq!(visitor, session, "the same session after the click");
     assert!(
         visitor.starts_with("web-") && visitor.len() > 30,
         "{visitor}"
@@ -907,4 +923,149 @@ async fn placements_are_edited_on_the_dashboard_and_change_the_storefront_row() 
     );
     let shop = get(&s.storefront, &mut Jar::default(), "/?user_id=u1").await;
     assert!(row_items(&shop.body, "placement:picks").is_empty());
+}
+
+/// The behaviour page shows the admin API's numbers (events by day, retention cohorts, the
+/// funnel, next purchase), and the keys page creates a publishable key that then works.
+#[tokio::test]
+async fn behaviour_and_keys_pages_are_the_apis_numbers() {
+    use marquee_domain::{Actor, Event, EventId, EventKind, UserId};
+    let s = site().await;
+    add_orders(&s.store).await;
+    let now = Utc::now();
+    let event = |id: &str, user: &str, item: &str, kind: EventKind, minutes_ago: i64| Event {
+        id: EventId::new(id).unwrap(),
+        actor: Actor::User(UserId::new(user).unwrap()),
+        item: Some(ItemId::new(item).unwrap()),
+        kind,
+        value: None,
+        timestamp: now - chrono::TimeDelta::minutes(minutes_ago),
+        context: None,
+    };
+    s.store
+        .insert_events(&[
+            event("e1", "u0", "a0", EventKind::View, 300),
+            event("e2", "u0", "a0", EventKind::AddToCart, 200),
+            event("e3", "u1", "b1", EventKind::View, 100),
+            event("e4", "u1", "b1", EventKind::View, 60 * 24 * 3),
+        ])
+        .await
+        .unwrap();
+    let (_, mut jar) = login(&s, &s.admin_key).await;
+    let page = get(&s.admin, &mut jar, "/behaviour?next_item=a0").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_page_headers(&page);
+    let from = (now - chrono::TimeDelta::days(30)).format("%Y-%m-%d");
+    let events = api(&s, &format!("/v1/admin/analytics/events?from={from}")).await;
+    for d in events["days"].as_array().unwrap() {
+        let tag = format!(
+            "data-day=\"{}\" data-total=\"{}\"",
+            d["day"].as_str().unwrap(),
+            d["total"]
+        );
+        assert!(page.body.contains(&tag), "{tag}");
+    }
+    assert_eq!(events["total"], 4);
+    let retention = api(&s, "/v1/admin/analytics/retention").await;
+    let cohorts = retention["cohorts"].as_array().unwrap();
+    assert!(!cohorts.is_empty());
+    for c in cohorts {
+        let tag = format!(
+            "data-week=\"{}\" data-people=\"{}\"",
+            c["week"].as_str().unwrap(),
+            c["people"]
+        );
+        assert!(page.body.contains(&tag), "{tag}");
+    }
+    let auth = format!("Bearer {}", s.admin_key);
+    let funnel = raw(
+        &s.admin,
+        "/v1/admin/analytics/funnel",
+        r#"{"steps": [{"kind": "view"}, {"kind": "add_to_cart"}, {"kind": "order"}]}"#,
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+    )
+    .await;
+    let funnel: serde_json::Value = serde_json::from_str(&funnel.1).unwrap();
+    let people: Vec<u64> = funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["people"].as_u64().unwrap())
+        .collect();
+    assert_eq!(people[..2], [2, 1], "{funnel}");
+    let table = &page.body[page.body.find("id=\"funnel\"").unwrap()..];
+    for n in &people {
+        assert!(table.contains(&format!("data-people=\"{n}\"")));
+    }
+    let next = api(&s, "/v1/admin/analytics/next-purchase?item=a0").await;
+    let table = &page.body[page.body.find("id=\"next-purchase\"").unwrap()..];
+    for i in next["items"].as_array().unwrap() {
+        let tag = format!(
+            "data-item=\"{}\" data-customers=\"{}\"",
+            i["item_id"].as_str().unwrap(),
+            i["customers"]
+        );
+        assert!(table.contains(&tag), "{tag}");
+    }
+    // A funnel written wrong says so.
+    let bad = get(&s.admin, &mut jar, "/behaviour?steps=view").await;
+    assert!(bad.body.contains("2 to 10 steps"), "{}", bad.body);
+
+    // Keys: a bad origin is refused on the page, a good one makes a working key.
+    let keys = get(&s.admin, &mut jar, "/keys").await;
+    assert_eq!(keys.status, StatusCode::OK);
+    let refused = post(
+        &s.admin,
+        &mut jar,
+        "/keys/publishable",
+        "label=web&origins=shop.example",
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("http://"), "{}", refused.body);
+    let made = post(
+        &s.admin,
+        &mut jar,
+        "/keys/publishable",
+        "label=web&origins=https%3A%2F%2Fshop.example",
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+    let at = made.body.find("mq_pk_").unwrap();
+    let key: String = made.body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let sent = raw(
+        &s.storefront,
+        &format!("/v1/events?key={key}"),
+        r#"{"events": [{"event_id": "k1", "session_id": "anon-k", "item_id": "a1", "kind": "click"}]}"#,
+        &[("origin", "https://shop.example"), ("content-type", "text/plain")],
+    )
+    .await;
+    assert_eq!(sent.0, StatusCode::ACCEPTED, "{}", sent.1);
+}
+
+/// A POST with exactly these headers: the status and the body.
+async fn raw(
+    router: &axum::Router,
+    uri: &str,
+    body: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String) {
+    let mut req = Request::builder().method("POST").uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = router
+        .clone()
+        .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
 }

@@ -4,17 +4,21 @@
 //! top products, funnel and recent orders (`/`); segments with their exports
 //! (`/segments`); model versions with their metrics and activation (`/models`); the catalog
 //! with a form to add or edit an item (`/catalog`); recommendation KPIs and experiments
-//! (`/recommendations`); placements with their edit form and preview (`/placements`).
+//! (`/recommendations`); placements with their edit form and preview (`/placements`);
+//! behaviour analytics: events by day, retention cohorts, funnels, next purchase
+//! (`/behaviour`); API keys and new publishable keys (`/keys`).
 //!
 //! The numbers are the admin API's: the same store queries over the same ranges, which each
 //! figure states (`data-from`/`data-to`, `data-minor` hold the exact values).
 
+mod behaviour;
 mod catalog;
 mod models;
 mod overview;
 mod placements;
 mod recommendations;
 
+use behaviour::{behaviour, create_publishable, keys};
 use catalog::{catalog, edit_form, save};
 use models::{activate, export, models, segments};
 use overview::overview;
@@ -69,6 +73,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/placements/edit", get(edit_placement))
         .route("/placements/save", post(save_placement))
         .route("/placements/{name}/delete", post(delete_placement))
+        .route("/behaviour", get(behaviour))
+        .route("/keys", get(keys))
+        .route("/keys/publishable", post(create_publishable))
 }
 
 /// Who is logged in: the prefix of the admin key that opened the session. Handlers that
@@ -86,7 +93,9 @@ fn nav(logged_in: bool) -> Markup {
                 a href="/models" { "Models" }
                 a href="/recommendations" { "Recommendations" }
                 a href="/placements" { "Placements" }
+                a href="/behaviour" { "Behaviour" }
                 a href="/catalog" { "Catalog" }
+                a href="/keys" { "Keys" }
             }
             form method="post" action="/logout" {
                 button.secondary type="submit" { "Log out" }
