@@ -92,6 +92,80 @@ fn online_retail_import_loads_every_invoice() {
     assert_eq!(env.stat("order_lines"), 541_909);
     online_retail_segments(&env, &file);
     online_retail_bought_together(&env, &file);
+    online_retail_next_purchase(&env, &file);
+}
+
+/// Next purchase (what the admin API and dashboard show) from the stored orders, against a
+/// plain computation over the file's order lines: for the most-ordered items, per customer
+/// the orders after their first order of the item (cancellations left out), counted by item.
+fn online_retail_next_purchase(env: &Env, file: &Path) {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(marquee_store::Store::open(&env.url)).unwrap();
+    let stored = rt.block_on(store.all_orders()).unwrap();
+    let bundle = marquee_tabular::online_retail::read(file).unwrap();
+    // Per customer: their valid orders as (time, items), in time order.
+    let mut history: BTreeMap<&str, Vec<(i64, HashSet<&str>)>> = BTreeMap::new();
+    for o in bundle.orders.iter().filter(|o| !o.status.is_reversal()) {
+        let Some(user) = &o.user else { continue };
+        history.entry(user.as_str()).or_default().push((
+            o.created_at.timestamp_millis(),
+            o.lines.iter().map(|l| l.item.as_str()).collect(),
+        ));
+    }
+    for orders in history.values_mut() {
+        orders.sort_by_key(|(t, _)| *t);
+    }
+    let mut popularity: HashMap<&str, usize> = HashMap::new();
+    for orders in history.values() {
+        for (_, items) in orders {
+            for i in items {
+                *popularity.entry(i).or_default() += 1;
+            }
+        }
+    }
+    let mut top: Vec<(&str, usize)> = popularity.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    for &(item, _) in top.iter().take(3) {
+        let mut buyers = 0u64;
+        let mut with_later = 0u64;
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for orders in history.values() {
+            let Some(first) = orders.iter().position(|(_, items)| items.contains(item)) else {
+                continue;
+            };
+            buyers += 1;
+            let t0 = orders[first].0;
+            let later: HashSet<&str> = orders
+                .iter()
+                .filter(|(t, _)| *t > t0)
+                .flat_map(|(_, items)| items.iter().copied())
+                .collect();
+            if orders.iter().any(|(t, _)| *t > t0) {
+                with_later += 1;
+            }
+            for i in later {
+                *counts.entry(i).or_default() += 1;
+            }
+        }
+        let mut expected: Vec<(&str, u64)> = counts.into_iter().collect();
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        expected.truncate(20);
+        let id = marquee_domain::ItemId::new(item).unwrap();
+        let got = marquee_store::behaviour::next_purchase(&stored, &id, 20);
+        assert_eq!(got.buyers, buyers, "{item}");
+        assert_eq!(got.buyers_with_later_orders, with_later, "{item}");
+        let got_items: Vec<(&str, u64)> = got
+            .items
+            .iter()
+            .map(|i| (i.item_id.as_str(), i.customers))
+            .collect();
+        assert_eq!(got_items, expected, "bought after {item}");
+        assert!(
+            buyers > 100 && !expected.is_empty(),
+            "{item}: {buyers} buyers"
+        );
+    }
 }
 
 /// The frequently-bought-together answers the engine builds from the stored orders, against a

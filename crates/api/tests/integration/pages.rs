@@ -265,7 +265,8 @@ async fn a_guest_gets_a_session_answer_from_their_clicks() {
     assert!(first[0].starts_with("mq_visitor=web-"), "{first:?}");
     let session = jar.0["mq_visitor"].clone();
     assert!(
-        home.body.contains(&format!("data-anonymous-id=\"{session}\"")),
+        home.body
+            .contains(&format!("data-anonymous-id=\"{session}\"")),
         "the tracker gets the guest's session"
     );
 
