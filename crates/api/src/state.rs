@@ -26,13 +26,16 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Verified keys: key → (what it may do, when verified).
+pub(crate) type KeyCache = HashMap<String, (Arc<KeyAccess>, Instant)>;
+
 /// The parts of [`AppState`].
 #[derive(Clone)]
 pub struct Shared {
     pub engine: Arc<Engine>,
     pub store: Store,
     /// Keys verified recently: key → (what it may do, when verified).
-    pub(crate) keys: Arc<std::sync::RwLock<HashMap<String, (Arc<KeyAccess>, Instant)>>>,
+    pub(crate) keys: Arc<std::sync::RwLock<KeyCache>>,
     /// The publishable key the storefront demo pages embed in their tracker snippet.
     pub(crate) demo_tracker_key: Arc<tokio::sync::OnceCell<String>>,
     /// Users known to have events newer than the active model, and the model version and

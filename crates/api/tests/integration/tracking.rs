@@ -590,7 +590,7 @@ async fn hand_made_log(store: &Store) {
             .map(|i| OrderLine {
                 item: ItemId::new(*i).unwrap(),
                 quantity: 1,
-                unit_price: Money::new(100, gbp.clone()),
+                unit_price: Money::new(100, gbp),
             })
             .collect(),
     };

@@ -223,7 +223,7 @@ pub(super) async fn behaviour(
                         td.num { (s.people) }
                         td.num { (format!("{:.1}%", s.conversion * 100.0)) }
                         td.num { (format!("{:.1}%", s.from_previous * 100.0)) }
-                        td.num { (s.median_seconds_from_previous.map_or("–".to_owned(), |m| format!("{:.0} s", m))) }
+                        td.num { (s.median_seconds_from_previous.map_or("–".to_owned(), |m| format!("{m:.0} s"))) }
                     }
                 }
             } } }
