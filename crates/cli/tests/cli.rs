@@ -153,6 +153,14 @@ fn online_retail_next_purchase(env: &Env, file: &Path) {
         expected.truncate(20);
         let id = marquee_domain::ItemId::new(item).unwrap();
         let got = marquee_store::behaviour::next_purchase(&stored, &id, 20);
+        // The admin API reads only the buyers' orders: the same answer.
+        let theirs = rt.block_on(store.orders_of_buyers(&id)).unwrap();
+        assert!(theirs.len() < stored.len());
+        assert_eq!(
+            marquee_store::behaviour::next_purchase(&theirs, &id, 20),
+            got,
+            "{item}"
+        );
         assert_eq!(got.buyers, buyers, "{item}");
         assert_eq!(got.buyers_with_later_orders, with_later, "{item}");
         let got_items: Vec<(&str, u64)> = got

@@ -1,6 +1,6 @@
 //! Product analytics over the behaviour data, exact at the event: custom funnels, weekly
 //! retention cohorts, next purchase, and event counts by day and kind. Pure functions over
-//! [`Touch`]es (an event, or an order line) and orders; [`crate::Store`] streams them in.
+//! [`Touch`]es (an event, or an order with its items) and orders; [`crate::Store`] streams them in.
 //!
 //! A person is a user id, or `session:<id>` for an anonymous session that never identified
 //! (a session linked to a user counts as that user). Orders that were cancelled or refunded
@@ -10,11 +10,11 @@ use chrono::{TimeZone, Utc};
 use marquee_domain::{EventKind, ItemId, Order, Timestamp};
 use std::collections::{HashMap, HashSet};
 
-/// What a person did once: an event of a kind, or an order line.
+/// What a person did once: an event of a kind, or an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TouchKind {
     Event(EventKind),
-    /// An order (not cancelled or refunded) with the item on a line.
+    /// An order (not cancelled or refunded); its items are its lines'.
     Order,
 }
 
@@ -47,7 +47,8 @@ pub struct Touch {
     /// Unix milliseconds.
     pub at: i64,
     pub kind: TouchKind,
-    pub item: Option<ItemId>,
+    /// The event's item (none or one), or the order's items.
+    pub items: Vec<ItemId>,
 }
 
 /// One step of a funnel: a kind, optionally only for one item or one category.
@@ -93,14 +94,13 @@ impl Step {
             return false;
         }
         if let Some(item) = &self.item {
-            return t.item.as_ref() == Some(item);
+            return t.items.contains(item);
         }
         if let Some(category) = &self.category {
             return t
-                .item
-                .as_ref()
-                .and_then(|i| categories.get(i))
-                .is_some_and(|c| c == category);
+                .items
+                .iter()
+                .any(|i| categories.get(i).is_some_and(|c| c == category));
         }
         true
     }
@@ -417,13 +417,11 @@ pub fn event_counts(
         if from.is_some_and(|f| t.at < f)
             || to.is_some_and(|e| t.at >= e)
             || kind.is_some_and(|want| want != k)
-            || item.is_some_and(|i| t.item.as_ref() != Some(i))
+            || item.is_some_and(|i| !t.items.contains(i))
             || category.is_some_and(|c| {
-                t.item
-                    .as_ref()
-                    .and_then(|i| categories.get(i))
-                    .map(String::as_str)
-                    != Some(c)
+                !t.items
+                    .iter()
+                    .any(|i| categories.get(i).is_some_and(|x| x == c))
             })
         {
             continue;
@@ -455,7 +453,7 @@ mod tests {
             person: person.into(),
             at: at_h * H,
             kind: TouchKind::parse(kind).unwrap(),
-            item: item.map(|i| ItemId::new(i).unwrap()),
+            items: item.map(|i| ItemId::new(i).unwrap()).into_iter().collect(),
         }
     }
 
@@ -528,6 +526,32 @@ mod tests {
         // The range bounds where people enter.
         let r = funnel(&touches, &steps, 24 * H, Some(4 * H), None, &HashMap::new());
         assert_eq!(r.iter().map(|s| s.people).collect::<Vec<_>>(), [2, 1, 1]);
+    }
+
+    #[test]
+    fn an_order_is_one_touch_so_the_next_order_step_needs_a_later_order() {
+        let order = |person: &str, at_h: i64, items: &[&str]| Touch {
+            person: person.into(),
+            at: at_h * H,
+            kind: TouchKind::Order,
+            items: items.iter().map(|i| ItemId::new(*i).unwrap()).collect(),
+        };
+        let touches = vec![
+            order("p1", 0, &["a", "b"]),
+            order("p2", 0, &["a", "b"]),
+            order("p2", 5, &["c"]),
+        ];
+        let steps = [step("order", Some("a"), None), step("order", None, None)];
+        let r = funnel(&touches, &steps, 24 * H, None, None, &HashMap::new());
+        assert_eq!(r.iter().map(|s| s.people).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(r[1].median_seconds_from_previous, Some(5.0 * 3600.0));
+        // A step for an item matches an order with it on any line.
+        let b = [
+            step("order", Some("b"), None),
+            step("order", Some("c"), None),
+        ];
+        let r = funnel(&touches, &b, 24 * H, None, None, &HashMap::new());
+        assert_eq!(r.iter().map(|s| s.people).collect::<Vec<_>>(), [2, 1]);
     }
 
     #[test]

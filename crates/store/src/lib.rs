@@ -160,6 +160,16 @@ pub struct ApiKeyInfo {
     pub key: Option<String>,
 }
 
+/// How much of the orders [`Store::touches`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderTouches {
+    None,
+    /// Who ordered when.
+    Times,
+    /// Who ordered what when.
+    WithItems,
+}
+
 /// What a presented key may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyAccess {
@@ -405,9 +415,11 @@ impl Store {
     }
 
     /// Everything people did, for product analytics ([`behaviour`]): every event (those of
-    /// anonymous sessions linked to a user as the user's), and with `orders` a touch of kind
-    /// `order` per line of every valid order (not cancelled or refunded) of a known customer.
-    pub async fn touches(&self, orders: bool) -> Result<Vec<behaviour::Touch>> {
+    /// anonymous sessions linked to a user as the user's), and a touch of kind `order` for
+    /// every valid order (not cancelled or refunded) of a known customer: none with
+    /// [`OrderTouches::None`], without their items with [`OrderTouches::Times`] (enough for
+    /// retention), with the items of their lines with [`OrderTouches::WithItems`].
+    pub async fn touches(&self, orders: OrderTouches) -> Result<Vec<behaviour::Touch>> {
         use behaviour::{Touch, TouchKind};
         let mut out = Vec::new();
         self.for_each_event(None, |e| {
@@ -415,28 +427,44 @@ impl Store {
                 person: e.actor.interaction_key(),
                 at: e.timestamp.timestamp_millis(),
                 kind: TouchKind::Event(e.kind),
-                item: e.item,
+                items: e.item.into_iter().collect(),
             });
             Ok(())
         })
         .await?;
-        if orders {
-            self.for_each_order(|o| {
-                if let Some(user) = o.user.as_ref().filter(|_| !o.status.is_reversal()) {
-                    for line in &o.lines {
+        match orders {
+            OrderTouches::None => {}
+            OrderTouches::Times => {
+                let times = dispatch!(&self.backend, s => s.valid_order_times().await)?;
+                out.extend(times.into_iter().map(|(person, at)| Touch {
+                    person,
+                    at,
+                    kind: TouchKind::Order,
+                    items: Vec::new(),
+                }));
+            }
+            OrderTouches::WithItems => {
+                self.for_each_order(|o| {
+                    if let Some(user) = o.user.as_ref().filter(|_| !o.status.is_reversal()) {
                         out.push(Touch {
                             person: user.as_str().to_owned(),
                             at: o.created_at.timestamp_millis(),
                             kind: TouchKind::Order,
-                            item: Some(line.item.clone()),
+                            items: o.lines.iter().map(|l| l.item.clone()).collect(),
                         });
                     }
-                }
-                Ok(())
-            })
-            .await?;
+                    Ok(())
+                })
+                .await?;
+            }
         }
         Ok(out)
+    }
+
+    /// Every order (with its lines, in id order) of the customers with an order of `item`
+    /// (cancelled and refunded ones too): what next purchase needs.
+    pub async fn orders_of_buyers(&self, item: &ItemId) -> Result<Vec<Order>> {
+        dispatch!(&self.backend, s => s.orders_of_buyers(item).await)
     }
 
     /// Every order with its lines, in id order.

@@ -456,6 +456,21 @@ async fn every_order_streams_with_its_own_lines(db: TestDatabase) {
     let mut expected = orders.clone();
     expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     assert_eq!(back, expected);
+    // The orders of the customers who bought C: all of u1's (C is on "100"), not the
+    // anonymous one, each with all its lines.
+    let buyers = store
+        .orders_of_buyers(&ItemId::new("C").unwrap())
+        .await
+        .unwrap();
+    let mine: Vec<Order> = expected.into_iter().filter(|o| o.user.is_some()).collect();
+    assert_eq!(buyers, mine);
+    assert!(
+        store
+            .orders_of_buyers(&ItemId::new("nobody-bought").unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// KPIs on hand-made orders and events whose answers are worked out by hand below.

@@ -11,6 +11,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use marquee_domain::{EventKind, ItemId};
+use marquee_store::OrderTouches;
 use marquee_store::behaviour::{self, Step, StepSpec, TouchKind};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -49,6 +50,22 @@ async fn categories(state: &AppState, needed: bool) -> Result<HashMap<ItemId, St
         .into_iter()
         .map(|i| (i.id, i.category))
         .collect())
+}
+
+/// What of the orders a funnel needs: their items when an order step names an item or a
+/// category, their times when it has order steps at all.
+pub(crate) fn order_touches(steps: &[Step]) -> OrderTouches {
+    let orders = steps.iter().filter(|s| s.kind == TouchKind::Order);
+    if orders
+        .clone()
+        .any(|s| s.item.is_some() || s.category.is_some())
+    {
+        OrderTouches::WithItems
+    } else if orders.count() > 0 {
+        OrderTouches::Times
+    } else {
+        OrderTouches::None
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,9 +108,8 @@ pub(crate) async fn custom_funnel(
         ));
     }
     let (from, to) = range_ms(b.from.as_deref(), b.to.as_deref())?;
-    let orders = steps.iter().any(|s| s.kind == TouchKind::Order);
     let categories = categories(&state, steps.iter().any(|s| s.category.is_some())).await?;
-    let touches = state.store.touches(orders).await?;
+    let touches = state.store.touches(order_touches(&steps)).await?;
     let result = behaviour::funnel(
         &touches,
         &steps,
@@ -147,7 +163,11 @@ pub(crate) async fn retention(
         .map(TouchKind::parse)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|m| ApiError::bad_request("invalid_kinds", m))?;
-    let orders = kinds.is_empty() || kinds.contains(&TouchKind::Order);
+    let orders = if kinds.is_empty() || kinds.contains(&TouchKind::Order) {
+        OrderTouches::Times
+    } else {
+        OrderTouches::None
+    };
     let touches = state.store.touches(orders).await?;
     let cohorts = behaviour::retention(&touches, &kinds, weeks, from, to);
     Ok(Json(serde_json::json!({
@@ -186,7 +206,7 @@ pub(crate) async fn next_purchase(
             format!("limit must be between 1 and 1000, not {limit}"),
         ));
     }
-    let orders = state.store.all_orders().await?;
+    let orders = state.store.orders_of_buyers(&item).await?;
     Ok(Json(behaviour::next_purchase(&orders, &item, limit)).into_response())
 }
 
@@ -222,7 +242,7 @@ pub(crate) async fn events(
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_item", e.to_string()))?;
     let categories = categories(&state, q.category.is_some()).await?;
-    let touches = state.store.touches(false).await?;
+    let touches = state.store.touches(OrderTouches::None).await?;
     let days = behaviour::event_counts(
         &touches,
         from,

@@ -84,6 +84,57 @@ macro_rules! sql_orders {
                 Ok(done.rows_affected() > 0)
             }
 
+            pub(crate) async fn valid_order_times(&self) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT user_id, created_at FROM orders o \
+                     WHERE user_id IS NOT NULL AND NOT ({REVERSAL}) ORDER BY id"
+                )))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            }
+
+            pub(crate) async fn orders_of_buyers(&self, item: &ItemId) -> Result<Vec<Order>> {
+                const BUYERS: &str = "SELECT o2.user_id FROM order_lines l2 \
+                    JOIN orders o2 ON o2.id = l2.order_id \
+                    WHERE l2.item_id = $1 AND o2.user_id IS NOT NULL";
+                let heads = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT id, user_id, created_at, status FROM orders \
+                     WHERE user_id IN ({BUYERS}) ORDER BY id"
+                )))
+                .bind(item.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                let lines = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT l.order_id, l.item_id, l.quantity, l.unit_price_minor, l.currency \
+                     FROM order_lines l JOIN orders o ON o.id = l.order_id \
+                     WHERE o.user_id IN ({BUYERS}) ORDER BY l.order_id, l.line_no"
+                )))
+                .bind(item.as_str())
+                .fetch_all(&self.pool)
+                .await?;
+                let mut lines = lines.iter().peekable();
+                let mut out = Vec::with_capacity(heads.len());
+                for head in &heads {
+                    let id: String = head.try_get(0)?;
+                    let mut order_lines = Vec::new();
+                    while let Some(&l) = lines.peek() {
+                        let of: String = l.try_get(0)?;
+                        if of > id {
+                            break;
+                        }
+                        lines.next();
+                        if of == id {
+                            order_lines.push(line_from_row(l, 1)?);
+                        }
+                    }
+                    out.push(order_from_row(head, order_lines)?);
+                }
+                Ok(out)
+            }
+
             pub(crate) async fn for_each_order(
                 &self,
                 each: &mut (dyn FnMut(Order) -> Result<()> + Send),

@@ -114,7 +114,12 @@ pub(super) async fn behaviour(
             .ok()
     });
     let data = async {
-        let touches = state.store.touches(true).await?;
+        // Retention needs the orders' times; the funnel may need their items.
+        let orders = match steps.as_deref().map(crate::admin::behaviour::order_touches) {
+            Some(marquee_store::OrderTouches::WithItems) => marquee_store::OrderTouches::WithItems,
+            _ => marquee_store::OrderTouches::Times,
+        };
+        let touches = state.store.touches(orders).await?;
         let categories: HashMap<ItemId, String> = state
             .store
             .all_items()
@@ -123,7 +128,7 @@ pub(super) async fn behaviour(
             .map(|i| (i.id, i.category))
             .collect();
         let orders = match &next_item {
-            Some(_) => state.store.all_orders().await?,
+            Some(i) => state.store.orders_of_buyers(i).await?,
             None => Vec::new(),
         };
         Ok::<_, marquee_store::Error>((touches, categories, orders))
