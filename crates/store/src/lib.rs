@@ -461,10 +461,14 @@ impl Store {
         Ok(out)
     }
 
-    /// Every order (with its lines, in id order) of the customers with an order of `item`
-    /// (cancelled and refunded ones too): what next purchase needs.
-    pub async fn orders_of_buyers(&self, item: &ItemId) -> Result<Vec<Order>> {
-        dispatch!(&self.backend, s => s.orders_of_buyers(item).await)
+    /// What the buyers of `item` bought next, computed by the database (the same answer as
+    /// [`behaviour::next_purchase`] over every order), at most `limit` items.
+    pub async fn next_purchase(
+        &self,
+        item: &ItemId,
+        limit: u32,
+    ) -> Result<behaviour::NextPurchase> {
+        dispatch!(&self.backend, s => s.next_purchase(item, limit).await)
     }
 
     /// Every order with its lines, in id order.

@@ -456,21 +456,24 @@ async fn every_order_streams_with_its_own_lines(db: TestDatabase) {
     let mut expected = orders.clone();
     expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     assert_eq!(back, expected);
-    // The orders of the customers who bought C: all of u1's (C is on "100"), not the
-    // anonymous one, each with all its lines.
-    let buyers = store
-        .orders_of_buyers(&ItemId::new("C").unwrap())
+    // Next purchase by the database equals the plain computation over the orders: u1
+    // first bought C in "100" (day 3), then ordered "b" (day 4: A).
+    for item in ["A", "B", "C", "nobody-bought"] {
+        let id = ItemId::new(item).unwrap();
+        let db = store.next_purchase(&id, 10).await.unwrap();
+        assert_eq!(
+            db,
+            marquee_store::behaviour::next_purchase(&expected, &id, 10),
+            "{item}"
+        );
+    }
+    let c = store
+        .next_purchase(&ItemId::new("C").unwrap(), 10)
         .await
         .unwrap();
-    let mine: Vec<Order> = expected.into_iter().filter(|o| o.user.is_some()).collect();
-    assert_eq!(buyers, mine);
-    assert!(
-        store
-            .orders_of_buyers(&ItemId::new("nobody-bought").unwrap())
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!((c.buyers, c.buyers_with_later_orders), (1, 1));
+    assert_eq!(c.items.len(), 1, "{c:?}");
+    assert_eq!((c.items[0].item_id.as_str(), c.items[0].share), ("A", 1.0));
 }
 
 /// KPIs on hand-made orders and events whose answers are worked out by hand below.

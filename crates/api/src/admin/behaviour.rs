@@ -206,8 +206,8 @@ pub(crate) async fn next_purchase(
             format!("limit must be between 1 and 1000, not {limit}"),
         ));
     }
-    let orders = state.store.orders_of_buyers(&item).await?;
-    Ok(Json(behaviour::next_purchase(&orders, &item, limit)).into_response())
+    let limit = u32::try_from(limit).unwrap_or(1_000);
+    Ok(Json(state.store.next_purchase(&item, limit).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]

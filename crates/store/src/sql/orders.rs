@@ -84,6 +84,60 @@ macro_rules! sql_orders {
                 Ok(done.rows_affected() > 0)
             }
 
+            pub(crate) async fn next_purchase(
+                &self,
+                item: &ItemId,
+                limit: u32,
+            ) -> Result<crate::behaviour::NextPurchase> {
+                // Buyers with the time of their first valid order of the item; the distinct
+                // items of each buyer's valid orders placed strictly after it.
+                let with = format!(
+                    "WITH buyers AS ( \
+                       SELECT o.user_id, min(o.created_at) AS t0 FROM orders o \
+                       JOIN order_lines l ON l.order_id = o.id \
+                       WHERE l.item_id = $1 AND o.user_id IS NOT NULL AND NOT ({REVERSAL}) \
+                       GROUP BY o.user_id), \
+                     later AS ( \
+                       SELECT DISTINCT b.user_id, l.item_id FROM buyers b \
+                       JOIN orders o ON o.user_id = b.user_id AND o.created_at > b.t0 \
+                       JOIN order_lines l ON l.order_id = o.id \
+                       WHERE NOT ({REVERSAL}))"
+                );
+                let totals = sqlx::query(AssertSqlSafe(format!(
+                    "{with} SELECT (SELECT count(*) FROM buyers), \
+                            (SELECT count(DISTINCT user_id) FROM later)"
+                )))
+                .bind(item.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+                let buyers = count(totals.try_get::<i64, _>(0)?);
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "{with} SELECT item_id, count(*) AS n FROM later \
+                     GROUP BY item_id ORDER BY n DESC, item_id LIMIT $2"
+                )))
+                .bind(item.as_str())
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                let items = rows
+                    .iter()
+                    .map(|r| {
+                        let customers = count(r.try_get::<i64, _>(1)?);
+                        Ok(crate::behaviour::NextItem {
+                            item_id: r.try_get(0)?,
+                            customers,
+                            share: customers as f64 / buyers.max(1) as f64,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(crate::behaviour::NextPurchase {
+                    item_id: item.as_str().to_owned(),
+                    buyers,
+                    buyers_with_later_orders: count(totals.try_get::<i64, _>(1)?),
+                    items,
+                })
+            }
+
             pub(crate) async fn valid_order_times(&self) -> Result<Vec<(String, i64)>> {
                 let rows = sqlx::query(AssertSqlSafe(format!(
                     "SELECT user_id, created_at FROM orders o \
@@ -94,45 +148,6 @@ macro_rules! sql_orders {
                 rows.iter()
                     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                     .collect()
-            }
-
-            pub(crate) async fn orders_of_buyers(&self, item: &ItemId) -> Result<Vec<Order>> {
-                const BUYERS: &str = "SELECT o2.user_id FROM order_lines l2 \
-                    JOIN orders o2 ON o2.id = l2.order_id \
-                    WHERE l2.item_id = $1 AND o2.user_id IS NOT NULL";
-                let heads = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT id, user_id, created_at, status FROM orders \
-                     WHERE user_id IN ({BUYERS}) ORDER BY id"
-                )))
-                .bind(item.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                let lines = sqlx::query(AssertSqlSafe(format!(
-                    "SELECT l.order_id, l.item_id, l.quantity, l.unit_price_minor, l.currency \
-                     FROM order_lines l JOIN orders o ON o.id = l.order_id \
-                     WHERE o.user_id IN ({BUYERS}) ORDER BY l.order_id, l.line_no"
-                )))
-                .bind(item.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-                let mut lines = lines.iter().peekable();
-                let mut out = Vec::with_capacity(heads.len());
-                for head in &heads {
-                    let id: String = head.try_get(0)?;
-                    let mut order_lines = Vec::new();
-                    while let Some(&l) = lines.peek() {
-                        let of: String = l.try_get(0)?;
-                        if of > id {
-                            break;
-                        }
-                        lines.next();
-                        if of == id {
-                            order_lines.push(line_from_row(l, 1)?);
-                        }
-                    }
-                    out.push(order_from_row(head, order_lines)?);
-                }
-                Ok(out)
             }
 
             pub(crate) async fn for_each_order(

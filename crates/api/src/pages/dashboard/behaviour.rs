@@ -127,13 +127,13 @@ pub(super) async fn behaviour(
             .into_iter()
             .map(|i| (i.id, i.category))
             .collect();
-        let orders = match &next_item {
-            Some(i) => state.store.orders_of_buyers(i).await?,
-            None => Vec::new(),
+        let next = match &next_item {
+            Some(i) => Some(state.store.next_purchase(i, 20).await?),
+            None => None,
         };
-        Ok::<_, marquee_store::Error>((touches, categories, orders))
+        Ok::<_, marquee_store::Error>((touches, categories, next))
     };
-    let (touches, categories, orders) = match data.await {
+    let (touches, categories, next) = match data.await {
         Ok(d) => d,
         Err(e) => return failure(ApiError::internal(e)),
     };
@@ -169,9 +169,6 @@ pub(super) async fn behaviour(
             &categories,
         )
     });
-    let next = next_item
-        .as_ref()
-        .map(|i| behaviour::next_purchase(&orders, i, 20));
     let value = |s: &Option<String>| s.clone().unwrap_or_default();
     let body = html! {
         h1 { "Behaviour" }
