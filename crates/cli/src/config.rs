@@ -119,6 +119,9 @@ pub enum SplitMethod {
     Random,
     /// Per user, the most recent fraction is held out.
     Temporal,
+    /// Per user, the newest interaction is the test item and the one before it the
+    /// validation item (the fractions do not apply).
+    LeaveLastOut,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use marquee_domain::{Event, EventKind, Item, Order};
 use marquee_models::features::FeatureList;
 use marquee_models::metrics::{Metrics, evaluate_at};
 use marquee_models::search::{Candidate, Progress, Trial, validate_with};
-use marquee_models::split::{Split, per_user_random, per_user_temporal};
+use marquee_models::split::{Split, leave_last_out, per_user_random, per_user_temporal};
 use marquee_models::{Artifact, Interactions, Model};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -328,6 +328,12 @@ fn split_of(method: SplitMethod, data: &Interactions, fraction: f64, seed: u64) 
                 bail!("split.method = \"temporal\" needs timestamps, and this data has none");
             }
             per_user_temporal(data, fraction)
+        }
+        SplitMethod::LeaveLastOut => {
+            if !data.has_times() {
+                bail!("split.method = \"leave_last_out\" needs timestamps, and this data has none");
+            }
+            leave_last_out(data)
         }
     })
 }

@@ -5,6 +5,9 @@
 //! - [`per_user_temporal`]: every user's most recent interactions (by the time of their latest
 //!   interaction with the item; ties broken by item index) are held out, so the model is
 //!   judged on predicting what came next.
+//! - [`leave_last_out`]: every user's single newest interaction is held out (the next-item
+//!   protocol of the sequence-model literature: SASRec, gSASRec); cut twice, the newest is the
+//!   test item and the one before it the validation item.
 //!
 //! In both, the held-out count is `round(n × fraction)`, at least one for users with two or
 //! more interactions, never all of them (a user keeps at least one training interaction, and
@@ -76,6 +79,30 @@ pub fn per_user_temporal(data: &Interactions, fraction: f64) -> Split {
     })
 }
 
+/// Holds out each user's newest interaction (ties: the higher item index is newer), for users
+/// with two or more.
+pub fn leave_last_out(data: &Interactions) -> Split {
+    let mut train = Vec::with_capacity(data.nnz());
+    let mut test = Vec::with_capacity(data.n_users());
+    for u in 0..data.n_users() {
+        let row = data.row(u);
+        let times = data.row_times(u);
+        let newest = (0..row.len()).max_by(|&a, &b| times[a].cmp(&times[b]).then(a.cmp(&b)));
+        for j in 0..row.len() {
+            let entry = (u as u32, row.items[j], row.values[j], times[j]);
+            if row.len() >= 2 && Some(j) == newest {
+                test.push(entry);
+            } else {
+                train.push(entry);
+            }
+        }
+    }
+    Split {
+        train: Interactions::from_timed_coo(data.users.clone(), data.items.clone(), train),
+        test: Interactions::from_timed_coo(data.users.clone(), data.items.clone(), test),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +122,31 @@ mod tests {
         let again = per_user_random(&data, 0.2, 42);
         assert_eq!(s.test, again.test);
         assert_ne!(per_user_random(&data, 0.2, 7).test, s.test);
+    }
+
+    #[test]
+    fn leave_last_out_holds_out_the_newest_then_the_one_before() {
+        let data = Interactions::from_timed_triplets(vec![
+            ("a", "x", 1.0, 10),
+            ("a", "y", 1.0, 30),
+            ("a", "z", 1.0, 20),
+            ("b", "x", 1.0, 5),
+        ]);
+        let test = leave_last_out(&data);
+        let name = |s: &Split, u: usize| -> Vec<String> {
+            s.test
+                .row(u)
+                .items
+                .iter()
+                .map(|&i| data.items.id(i as usize).to_owned())
+                .collect()
+        };
+        assert_eq!(name(&test, 0), ["y"]);
+        assert!(test.test.row(1).is_empty(), "a single interaction stays in training");
+        assert_eq!(test.train.row(0).len(), 2);
+        let validation = leave_last_out(&test.train);
+        assert_eq!(name(&validation, 0), ["z"]);
+        assert_eq!(validation.train.row(0).len(), 1);
     }
 
     #[test]
