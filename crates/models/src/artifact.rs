@@ -29,7 +29,7 @@ use crate::{
     Als, AlsParams, Ease, EaseParams, IdMap, Interactions, ItemItem, ItemKnn, ItemKnnParams,
     Popularity, Row, Scorer, Trending, TrendingParams,
 };
-use crate::{Bpr, BprParams, TwoTower, TwoTowerParams};
+use crate::{Bpr, BprParams, Sasrec, SasrecBlock, SasrecParams, TwoTower, TwoTowerParams};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -104,6 +104,7 @@ pub enum Model {
     ItemKnn(ItemKnn),
     Bpr(Bpr),
     TwoTower(TwoTower),
+    Sasrec(Sasrec),
 }
 
 impl Model {
@@ -116,6 +117,7 @@ impl Model {
             Self::ItemKnn(m) => m,
             Self::Bpr(m) => m,
             Self::TwoTower(m) => m,
+            Self::Sasrec(m) => m,
         }
     }
 
@@ -129,6 +131,7 @@ impl Model {
             Self::ItemKnn(m) => serde_json::to_value(m.params),
             Self::Bpr(m) => serde_json::to_value(m.params),
             Self::TwoTower(m) => serde_json::to_value(m.params),
+            Self::Sasrec(m) => serde_json::to_value(m.params),
         };
         value.unwrap_or(serde_json::Value::Null)
     }
@@ -180,6 +183,10 @@ impl Scorer for Model {
     }
 }
 
+fn params_err(path: &Path, what: &str) -> ArtifactError {
+    fail(path, format!("parameters do not fit a {what} model"))
+}
+
 /// SHA-256 (hex) over a matrix: its id maps, shape and every stored pair.
 pub fn fingerprint(data: &Interactions) -> String {
     let mut h = Sha256::new();
@@ -212,34 +219,34 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// A tensor to be written: name, dtype, shape, little-endian bytes.
 struct Tensor {
-    name: &'static str,
+    name: String,
     dtype: Dtype,
     shape: Vec<usize>,
     bytes: Vec<u8>,
 }
 
-fn f32s(name: &'static str, shape: Vec<usize>, v: &[f32]) -> Tensor {
+fn f32s(name: impl Into<String>, shape: Vec<usize>, v: &[f32]) -> Tensor {
     Tensor {
-        name,
+        name: name.into(),
         dtype: Dtype::F32,
         shape,
         bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
 
-fn u32s(name: &'static str, v: &[u32]) -> Tensor {
+fn u32s(name: impl Into<String>, v: &[u32]) -> Tensor {
     Tensor {
-        name,
+        name: name.into(),
         dtype: Dtype::U32,
         shape: vec![v.len()],
         bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     }
 }
 
-fn i64s(name: &'static str, v: impl ExactSizeIterator<Item = i64>) -> Tensor {
+fn i64s(name: impl Into<String>, v: impl ExactSizeIterator<Item = i64>) -> Tensor {
     let shape = vec![v.len()];
     Tensor {
-        name,
+        name: name.into(),
         dtype: Dtype::I64,
         shape,
         bytes: v.flat_map(i64::to_le_bytes).collect(),
@@ -335,6 +342,18 @@ impl Artifact {
                 t.push(f32s("tower.b2", vec![d], &m.b2));
                 t.push(f32s("features", vec![b, d], &m.features));
             }
+            Model::Sasrec(m) => {
+                let (d, n) = (m.params.dim, m.params.max_len);
+                t.push(f32s("item_emb", vec![m.n_items + 1, d], &m.item_emb));
+                t.push(f32s("pos_emb", vec![n, d], &m.pos_emb));
+                for (b, block) in m.blocks.iter().enumerate() {
+                    for (name, shape, values) in block.parts(d) {
+                        t.push(f32s(format!("block{b}.{name}"), shape, values));
+                    }
+                }
+                t.push(f32s("ln.gamma", vec![d], &m.ln_gamma));
+                t.push(f32s("ln.beta", vec![d], &m.ln_beta));
+            }
         }
         t
     }
@@ -370,7 +389,7 @@ impl Artifact {
             .iter()
             .map(|t| {
                 TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
-                    .map(|v| (t.name, v))
+                    .map(|v| (t.name.as_str(), v))
                     .map_err(|e| fail(dir, format!("tensor {}: {e}", t.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -525,6 +544,50 @@ impl Artifact {
                     b2: reader.f32s_of_len("tower.b2", d)?,
                     features: reader
                         .f32s_of_len("features", (params.buckets as usize).saturating_mul(d))?,
+                })
+            }
+            "sasrec" => {
+                let params: SasrecParams =
+                    serde_json::from_value(p).map_err(|_| params("sasrec"))?;
+                let (d, n) = (params.dim, params.max_len);
+                if d == 0
+                    || n == 0
+                    || params.heads == 0
+                    || d % params.heads != 0
+                    || params.blocks > 16
+                {
+                    return Err(params_err(&manifest_path, "sasrec"));
+                }
+                let read = |name: &str, len: usize| -> Result<Vec<f32>, ArtifactError> {
+                    let v = reader.f32s_of_len(name, len)?;
+                    if v.iter().any(|x| !x.is_finite()) {
+                        return Err(fail(
+                            &tensor_path,
+                            format!("tensor {name} holds a value that is not finite"),
+                        ));
+                    }
+                    Ok(v)
+                };
+                let mut blocks = Vec::with_capacity(params.blocks);
+                for b in 0..params.blocks {
+                    let parts = SasrecBlock::shapes(d)
+                        .iter()
+                        .map(|(name, len)| read(&format!("block{b}.{name}"), *len))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    blocks.push(SasrecBlock::from_parts(parts));
+                }
+                let (seq_indptr, seq_items) = crate::sasrec::sequences(&history);
+                Model::Sasrec(Sasrec {
+                    params,
+                    n_users,
+                    n_items,
+                    item_emb: read("item_emb", (n_items + 1).saturating_mul(d))?,
+                    pos_emb: read("pos_emb", n.saturating_mul(d))?,
+                    blocks,
+                    ln_gamma: read("ln.gamma", d)?,
+                    ln_beta: read("ln.beta", d)?,
+                    seq_indptr,
+                    seq_items,
                 })
             }
             other => {

@@ -33,6 +33,7 @@ mod matrix;
 pub mod metrics;
 mod popularity;
 mod quant;
+pub mod sasrec;
 pub mod search;
 pub mod split;
 mod topk;
@@ -46,6 +47,7 @@ pub use knn::{ItemKnn, ItemKnnParams};
 pub use matrix::{IdMap, Interactions, Row};
 pub use popularity::{Popularity, Trending, TrendingParams};
 pub use quant::{QuantScratch, QuantizedFactors};
+pub use sasrec::{Sasrec, SasrecBlock, SasrecParams};
 pub use topk::top_k;
 pub use towers::{Bpr, BprParams, TwoTower, TwoTowerParams};
 

@@ -8,7 +8,7 @@ use crate::{
     Als, AlsParams, Ease, EaseParams, Error, Interactions, ItemKnn, ItemKnnParams, Model,
     Popularity, Result, Trending, TrendingParams,
 };
-use crate::{BprParams, TwoTowerParams};
+use crate::{BprParams, SasrecParams, TwoTowerParams};
 
 /// One model with its parameters, to be tried.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -23,6 +23,8 @@ pub enum Candidate {
     Bpr(BprParams),
     /// Fitted by `marquee_neural` (burn), with the items' content features.
     TwoTower(TwoTowerParams),
+    /// Fitted by `marquee_neural` (burn): the next-item sequence model.
+    Sasrec(SasrecParams),
 }
 
 impl Candidate {
@@ -40,7 +42,7 @@ impl Candidate {
             Self::Als(p) => Model::Als(Als::fit(train, p, &mut on_iteration)?),
             Self::Ease(p) => Model::Ease(Ease::fit(train, p)?),
             Self::ItemKnn(p) => Model::ItemKnn(ItemKnn::fit(train, p)?),
-            Self::Bpr(_) | Self::TwoTower(_) => {
+            Self::Bpr(_) | Self::TwoTower(_) | Self::Sasrec(_) => {
                 return Err(Error::Unsupported(format!(
                     "{} is trained with burn: fit it with marquee_neural::fit (the `train` binary does)",
                     self.kind()
@@ -65,6 +67,7 @@ impl Candidate {
             Self::ItemKnn(_) => "item_knn",
             Self::Bpr(_) => "bpr",
             Self::TwoTower(_) => "two_tower",
+            Self::Sasrec(_) => "sasrec",
         }
     }
 }

@@ -142,7 +142,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(name(&test, 0), ["y"]);
-        assert!(test.test.row(1).is_empty(), "a single interaction stays in training");
+        assert!(
+            test.test.row(1).is_empty(),
+            "a single interaction stays in training"
+        );
         assert_eq!(test.train.row(0).len(), 2);
         let validation = leave_last_out(&test.train);
         assert_eq!(name(&validation, 0), ["z"]);

@@ -20,7 +20,7 @@ pub mod cold;
 mod train;
 
 pub use marquee_models::{Error, Result};
-pub use train::{Epoch, fit_bpr, fit_two_tower};
+pub use train::{Epoch, fit_bpr, fit_sasrec, fit_two_tower};
 
 use marquee_models::features::FeatureList;
 use marquee_models::search::{Candidate, plain_fit};
@@ -51,6 +51,10 @@ pub fn fit(
             let (m, curve) =
                 fit_two_tower(train, features, p, |e| on_iteration(e.epoch, p.epochs))?;
             Ok((Model::TwoTower(m), losses(curve)))
+        }
+        Candidate::Sasrec(p) => {
+            let (m, curve) = fit_sasrec(train, p, |e| on_iteration(e.epoch, p.epochs))?;
+            Ok((Model::Sasrec(m), losses(curve)))
         }
         _ => plain_fit(candidate, train, features, on_iteration),
     }

@@ -15,6 +15,9 @@
 //! Initial weights come from the crate's seeded generator, so a fit is reproducible for a
 //! seed on one machine.
 
+mod sasrec;
+pub use sasrec::fit_sasrec;
+
 use burn::module::Param;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
