@@ -3,7 +3,7 @@
 //! features alone, and bad parameters are refused by name.
 
 use super::*;
-use marquee_models::Scorer;
+use marquee_models::{SasrecParams, Scorer};
 
 /// Two groups of users and items: group-0 users only have group-0 items, and so on.
 fn planted(users: usize, items: usize) -> Interactions {
@@ -194,4 +194,82 @@ fn bad_parameters_are_refused_by_name() {
     assert!(err.to_string().contains("bpr.learning_rate"), "{err}");
     let err = fit_two_tower(&data, &[], tower_params(), |_| true).expect_err("no features");
     assert!(err.to_string().contains("features"), "{err}");
+}
+
+/// Users walk a chain of items: each has 8 consecutive items of 0..30, in order.
+fn chain(users: usize) -> Interactions {
+    let mut rows = Vec::new();
+    for u in 0..users {
+        let start = (u * 7) % 22;
+        for step in 0..8 {
+            rows.push((
+                format!("u{u}"),
+                format!("i{}", start + step),
+                1.0,
+                (u * 1_000 + step * 10) as i64,
+            ));
+        }
+    }
+    Interactions::from_timed_triplets(
+        rows.iter()
+            .map(|(u, i, w, t)| (u.as_str(), i.as_str(), *w, *t)),
+    )
+}
+
+fn small_sasrec() -> SasrecParams {
+    SasrecParams {
+        dim: 16,
+        blocks: 1,
+        heads: 1,
+        max_len: 8,
+        epochs: 200,
+        learning_rate: 0.01,
+        batch_size: 32,
+        negatives: 10,
+        dropout: 0.0,
+        ..SasrecParams::default()
+    }
+}
+
+#[test]
+fn sasrec_learns_what_comes_next_and_is_seeded() {
+    let data = chain(60);
+    let (model, curve) = fit_sasrec(&data, small_sasrec(), |_| true).expect("fit");
+    let (first, last) = (curve[0].loss, curve[curve.len() - 1].loss);
+    assert!(last < 0.5 * first, "loss {first} → {last}");
+    // After ..., k-1, k the next item is k+1: ranked first for nearly every k.
+    let index = |name: String| data.items.get(&name).unwrap();
+    let mut out = vec![0f32; data.n_items()];
+    let (mut right, mut asked) = (0, 0);
+    for k in 2..28 {
+        let seq: Vec<u32> = (k - 2..=k).map(|i| index(format!("i{i}"))).collect();
+        model.score_sequence(&seq, &mut out);
+        let best = marquee_models::top_k(&out, 1, &[]);
+        asked += 1;
+        if best[0].0 == index(format!("i{}", k + 1)) {
+            right += 1;
+        }
+    }
+    assert!(
+        right * 10 >= asked * 9,
+        "{right} of {asked} next items first"
+    );
+    // The same seed gives the same model; another seed another.
+    let (again, _) = fit_sasrec(&data, small_sasrec(), |_| true).expect("fit");
+    assert_eq!(again, model);
+    let other = SasrecParams {
+        seed: 7,
+        ..small_sasrec()
+    };
+    assert_ne!(
+        fit_sasrec(&data, other, |_| true).unwrap().0.item_emb,
+        model.item_emb
+    );
+    // Bad parameters are refused by name.
+    let bad = SasrecParams {
+        heads: 3,
+        ..small_sasrec()
+    };
+    let err = fit_sasrec(&data, bad, |_| true).unwrap_err().to_string();
+    assert!(err.contains("sasrec.heads"), "{err}");
 }
