@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, bail};
 use marquee_models::search::Candidate;
 use marquee_models::{
-    AlsParams, BprParams, EaseParams, ItemKnnParams, TrendingParams, TwoTowerParams,
+    AlsParams, BprParams, EaseParams, ItemKnnParams, SasrecParams, TrendingParams, TwoTowerParams,
 };
 use marquee_pipelines::{EventWeights, InteractionSettings};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -276,12 +276,46 @@ impl Default for TwoTowerGrid {
     }
 }
 
+/// SASRec (trained with burn): every combination of the lists is tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SasrecGrid {
+    pub dim: List<usize>,
+    pub blocks: List<usize>,
+    pub epochs: List<usize>,
+    pub learning_rate: List<f32>,
+    pub dropout: List<f32>,
+    pub heads: usize,
+    pub max_len: usize,
+    pub batch_size: usize,
+    pub negatives: usize,
+    pub calibration: f32,
+}
+
+impl Default for SasrecGrid {
+    fn default() -> Self {
+        let d = SasrecParams::default();
+        Self {
+            dim: List(vec![d.dim]),
+            blocks: List(vec![d.blocks]),
+            epochs: List(vec![d.epochs]),
+            learning_rate: List(vec![d.learning_rate]),
+            dropout: List(vec![d.dropout]),
+            heads: d.heads,
+            max_len: d.max_len,
+            batch_size: d.batch_size,
+            negatives: d.negatives,
+            calibration: d.calibration,
+        }
+    }
+}
+
 /// The model kinds fitted when the config names none: the neural ones (minutes on a CPU for
 /// MovieLens-sized data) are asked for by name.
 pub const DEFAULT_MODELS: [&str; 5] = ["popularity", "trending", "item_knn", "ease", "als"];
 
 /// Model kinds the trainer knows, in the order they are fitted.
-pub const MODEL_KINDS: [&str; 7] = [
+pub const MODEL_KINDS: [&str; 8] = [
     "popularity",
     "trending",
     "item_knn",
@@ -289,6 +323,7 @@ pub const MODEL_KINDS: [&str; 7] = [
     "als",
     "bpr",
     "two_tower",
+    "sasrec",
 ];
 
 /// The whole configuration.
@@ -319,6 +354,7 @@ pub struct TrainConfig {
     pub item_knn: KnnGrid,
     pub bpr: BprGrid,
     pub two_tower: TwoTowerGrid,
+    pub sasrec: SasrecGrid,
 }
 
 impl Default for TrainConfig {
@@ -341,6 +377,7 @@ impl Default for TrainConfig {
             item_knn: KnnGrid::default(),
             bpr: BprGrid::default(),
             two_tower: TwoTowerGrid::default(),
+            sasrec: SasrecGrid::default(),
         }
     }
 }
@@ -560,6 +597,32 @@ impl TrainConfig {
                     }
                 }
             }
+            "sasrec" => {
+                let g = &self.sasrec;
+                for &dim in &g.dim.0 {
+                    for &blocks in &g.blocks.0 {
+                        for &epochs in &g.epochs.0 {
+                            for &learning_rate in &g.learning_rate.0 {
+                                for &dropout in &g.dropout.0 {
+                                    out.push(Candidate::Sasrec(SasrecParams {
+                                        dim,
+                                        blocks,
+                                        heads: g.heads,
+                                        max_len: g.max_len,
+                                        epochs,
+                                        learning_rate,
+                                        batch_size: g.batch_size,
+                                        negatives: g.negatives,
+                                        calibration: g.calibration,
+                                        dropout,
+                                        seed: self.seed,
+                                    }));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         out
@@ -596,6 +659,22 @@ mod tests {
         assert_eq!(c.output_dir, PathBuf::from("/tmp/x"));
         // 1 factor × 1 iteration count × 2 λ × 2 α × 1 step count.
         assert_eq!(c.candidates("als").len(), 4);
+
+        let s = TrainConfig::load(
+            None,
+            &[
+                "models=sasrec".into(),
+                "split.method=leave_last_out".into(),
+                "sasrec.dim=[32, 64]".into(),
+                "sasrec.max_len=20".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kinds(), ["popularity", "sasrec"]);
+        assert_eq!(s.split.method, SplitMethod::LeaveLastOut);
+        let sasrec = s.candidates("sasrec");
+        assert_eq!(sasrec.len(), 2);
+        assert!(matches!(sasrec[1], Candidate::Sasrec(p) if p.dim == 64 && p.max_len == 20));
 
         let err = |set: &str| format!("{:#}", TrainConfig::load(None, &[set.into()]).unwrap_err());
         assert!(err("als.factor=3").contains("unknown field `factor`"));
