@@ -3,7 +3,8 @@
 //! random point, so older history is learned from too), every position predicting the next
 //! item against `negatives` uniformly drawn items shared by the batch. The loss is gBCE:
 //! `−β·log σ(s⁺) − Σ log σ(−s⁻)` with `β = α(t(1 − 1/α) + 1/α)`, `α = negatives / (items − 1)`
-//! and `t = calibration`. Dropout (seeded) is applied to the input embeddings only.
+//! and `t = calibration`; with `negatives = 0`, the cross-entropy of a full softmax over the
+//! catalog instead. Dropout (seeded) is applied to the input embeddings only.
 //!
 //! The network is exactly [`marquee_models::Sasrec`]'s forward pass, so the exported vectors
 //! score the same in plain Rust.
@@ -12,7 +13,7 @@ use super::{Epoch, check, device, end_epoch, indices, matrix, normal, values_of,
 use burn::module::Param;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::{log_sigmoid, relu, softmax};
+use burn::tensor::activation::{log_sigmoid, log_softmax, relu, softmax};
 use marquee_domain::rng::SeededRng;
 use marquee_models::sasrec::{LN_EPS, MASKED, sequences};
 use marquee_models::{Error, Interactions, Result, Sasrec, SasrecBlock, SasrecParams};
@@ -153,6 +154,15 @@ impl SasNet {
             .collect();
         let count = weight.iter().sum::<f32>().max(1.0);
         let weight = vector(weight, dev);
+        if negatives.is_empty() {
+            // Full softmax over the catalog (the pad row left out).
+            let catalog = self.items.val().slice([0..pad, 0..d]);
+            let logp = log_softmax(out.matmul(catalog.transpose()), 1);
+            let picked = logp
+                .gather(1, indices(&targets, dev).reshape([rows_n, 1]))
+                .reshape([rows_n]);
+            return (picked * weight).sum().neg().div_scalar(count);
+        }
         let pos_emb = self.items.val().select(0, indices(&targets, dev));
         let pos = (out.clone() * pos_emb).sum_dim(1).reshape([rows_n]);
         let neg_emb = self.items.val().select(0, indices(negatives, dev));
@@ -294,7 +304,7 @@ pub fn fit_sasrec(
             p.learning_rate > 0.0,
         ),
         ("sasrec.batch_size", p.batch_size as f64, p.batch_size >= 1),
-        ("sasrec.negatives", p.negatives as f64, p.negatives >= 1),
+        ("sasrec.negatives", p.negatives as f64, true),
         (
             "sasrec.calibration",
             p.calibration.into(),
@@ -356,6 +366,7 @@ pub fn fit_sasrec(
                 batch.targets.extend(t);
             }
             let negatives: Vec<usize> = (0..p.negatives).map(|_| rng.index(n_items)).collect();
+            // (`negatives = 0`: full softmax over the catalog.)
             let keep = (p.dropout > 0.0).then(|| {
                 let scale = 1.0 / (1.0 - p.dropout);
                 (0..batch.rows * n * d)
