@@ -231,6 +231,38 @@ fn small_sasrec() -> SasrecParams {
     }
 }
 
+/// The share of k = 2..28 whose next item k+1 is ranked first after k-2, k-1, k.
+fn next_first(model: &marquee_models::Sasrec, data: &Interactions) -> f64 {
+    let index = |name: String| data.items.get(&name).unwrap();
+    let mut out = vec![0f32; data.n_items()];
+    let mut right = 0;
+    for k in 2..28 {
+        let seq: Vec<u32> = (k - 2..=k).map(|i| index(format!("i{i}"))).collect();
+        model.score_sequence(&seq, &mut out);
+        if marquee_models::top_k(&out, 1, &[])[0].0 == index(format!("i{}", k + 1)) {
+            right += 1;
+        }
+    }
+    f64::from(right) / 26.0
+}
+
+#[test]
+fn sasrec_with_a_full_softmax_learns_what_comes_next() {
+    let data = chain(60);
+    let params = SasrecParams {
+        negatives: 0,
+        epochs: 100,
+        ..small_sasrec()
+    };
+    let (model, curve) = fit_sasrec(&data, params, |_| true).expect("fit");
+    assert!(curve[curve.len() - 1].loss < 0.5 * curve[0].loss);
+    assert!(
+        next_first(&model, &data) >= 0.9,
+        "{}",
+        next_first(&model, &data)
+    );
+}
+
 #[test]
 fn sasrec_learns_what_comes_next_and_is_seeded() {
     let data = chain(60);
