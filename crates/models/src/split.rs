@@ -88,8 +88,8 @@ pub fn leave_last_out(data: &Interactions) -> Split {
         let row = data.row(u);
         let times = data.row_times(u);
         let newest = (0..row.len()).max_by(|&a, &b| times[a].cmp(&times[b]).then(a.cmp(&b)));
-        for j in 0..row.len() {
-            let entry = (u as u32, row.items[j], row.values[j], times[j]);
+        for (j, &time) in times.iter().enumerate() {
+            let entry = (u as u32, row.items[j], row.values[j], time);
             if row.len() >= 2 && Some(j) == newest {
                 test.push(entry);
             } else {

@@ -130,6 +130,7 @@ impl SasNet {
         layer_norm(x, &self.ln_g, &self.ln_b)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn loss(
         &self,
         batch: &Batch,
@@ -281,7 +282,7 @@ pub fn fit_sasrec(
         (
             "sasrec.heads",
             p.heads as f64,
-            p.heads >= 1 && p.dim % p.heads.max(1) == 0,
+            p.heads >= 1 && p.dim.is_multiple_of(p.heads.max(1)),
         ),
         (
             "sasrec.blocks",
@@ -343,7 +344,7 @@ pub fn fit_sasrec(
     };
     let mut optim = AdamConfig::new().init();
     let mut curve = Vec::with_capacity(p.epochs);
-    let mut order = users.clone();
+    let mut order = users;
     for epoch in 1..=p.epochs {
         let start = Instant::now();
         rng.shuffle(&mut order);
