@@ -22,7 +22,8 @@ pub struct SasrecParams {
     pub epochs: usize,
     pub learning_rate: f32,
     pub batch_size: usize,
-    /// Negatives sampled per batch (shared by its positions).
+    /// Negatives sampled per sequence (shared by its positions); 0: a full softmax over the
+    /// catalog instead (exact, and slower on large catalogs).
     pub negatives: usize,
     /// gSASRec's calibration t in [0, 1] (0: plain BCE; 1: fully calibrated).
     pub calibration: f32,

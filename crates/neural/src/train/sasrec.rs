@@ -1,7 +1,8 @@
 //! SASRec training with gSASRec's loss: per batch, each user's window of history (the newest
 //! `max_len` items up to a cut point: the end of the sequence half of the time, else a seeded
 //! random point, so older history is learned from too), every position predicting the next
-//! item against `negatives` uniformly drawn items shared by the batch. The loss is gBCE:
+//! item against `negatives` uniformly drawn items of its sequence (shared by the sequence's
+//! positions, as one draw per position would cost `max_len` times more). The loss is gBCE:
 //! `−β·log σ(s⁺) − Σ log σ(−s⁻)` with `β = α(t(1 − 1/α) + 1/α)`, `α = negatives / (items − 1)`
 //! and `t = calibration`; with `negatives = 0`, the cross-entropy of a full softmax over the
 //! catalog instead. Dropout (seeded) is applied to the input embeddings only.
@@ -166,9 +167,18 @@ impl SasNet {
         }
         let pos_emb = self.items.val().select(0, indices(&targets, dev));
         let pos = (out.clone() * pos_emb).sum_dim(1).reshape([rows_n]);
-        let neg_emb = self.items.val().select(0, indices(negatives, dev));
-        let neg = out.matmul(neg_emb.transpose()); // [rows_n, k]
-        let _ = d;
+        // Each sequence (row) has its own negatives, shared by its positions.
+        let (rows, n) = (batch.rows, p.max_len);
+        let k = negatives.len() / rows;
+        let neg_emb = self
+            .items
+            .val()
+            .select(0, indices(negatives, dev))
+            .reshape([rows, k, d]);
+        let neg = out
+            .reshape([rows, n, d])
+            .matmul(neg_emb.swap_dims(1, 2))
+            .reshape([rows_n, k]);
         let pos_term = log_sigmoid(pos).mul_scalar(beta);
         let neg_term = log_sigmoid(neg.neg()).sum_dim(1).reshape([rows_n]);
         ((pos_term + neg_term) * weight)
@@ -366,8 +376,10 @@ pub fn fit_sasrec(
                 batch.inputs.extend(i);
                 batch.targets.extend(t);
             }
-            let negatives: Vec<usize> = (0..p.negatives).map(|_| rng.index(n_items)).collect();
-            // (`negatives = 0`: full softmax over the catalog.)
+            // `negatives` per sequence (none: a full softmax over the catalog).
+            let negatives: Vec<usize> = (0..p.negatives * batch.rows)
+                .map(|_| rng.index(n_items))
+                .collect();
             let keep = (p.dropout > 0.0).then(|| {
                 let scale = 1.0 / (1.0 - p.dropout);
                 (0..batch.rows * n * d)
