@@ -5,7 +5,8 @@
 use anyhow::{Context, Result, bail};
 use marquee_models::search::Candidate;
 use marquee_models::{
-    AlsParams, BprParams, EaseParams, ItemKnnParams, SasrecParams, TrendingParams, TwoTowerParams,
+    AlsParams, BprParams, EaseParams, ItemKnnParams, SasrecLoss, SasrecParams, TrendingParams,
+    TwoTowerParams,
 };
 use marquee_pipelines::{EventWeights, InteractionSettings};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -290,6 +291,7 @@ pub struct SasrecGrid {
     pub batch_size: usize,
     pub negatives: usize,
     pub calibration: f32,
+    pub loss: SasrecLoss,
 }
 
 impl Default for SasrecGrid {
@@ -306,6 +308,7 @@ impl Default for SasrecGrid {
             batch_size: d.batch_size,
             negatives: d.negatives,
             calibration: d.calibration,
+            loss: d.loss,
         }
     }
 }
@@ -614,6 +617,7 @@ impl TrainConfig {
                                         batch_size: g.batch_size,
                                         negatives: g.negatives,
                                         calibration: g.calibration,
+                                        loss: g.loss,
                                         dropout,
                                         seed: self.seed,
                                     }));

@@ -47,7 +47,7 @@ pub use knn::{ItemKnn, ItemKnnParams};
 pub use matrix::{IdMap, Interactions, Row};
 pub use popularity::{Popularity, Trending, TrendingParams};
 pub use quant::{QuantScratch, QuantizedFactors};
-pub use sasrec::{Sasrec, SasrecBlock, SasrecParams};
+pub use sasrec::{Sasrec, SasrecBlock, SasrecLoss, SasrecParams};
 pub use topk::top_k;
 pub use towers::{Bpr, BprParams, TwoTower, TwoTowerParams};
 

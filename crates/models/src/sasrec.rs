@@ -27,6 +27,10 @@ pub struct SasrecParams {
     pub negatives: usize,
     /// gSASRec's calibration t in [0, 1] (0: plain BCE; 1: fully calibrated).
     pub calibration: f32,
+    /// The loss over the sampled negatives: `gbce` (gSASRec, per-sequence negatives) or
+    /// `softmax` (a sampled softmax: each position's item against `negatives` drawn for the
+    /// whole batch).
+    pub loss: SasrecLoss,
     pub dropout: f32,
     pub seed: u64,
 }
@@ -43,10 +47,20 @@ impl Default for SasrecParams {
             batch_size: 128,
             negatives: 256,
             calibration: 0.75,
+            loss: SasrecLoss::Gbce,
             dropout: 0.2,
             seed: 42,
         }
     }
+}
+
+/// The training loss of [`SasrecParams`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SasrecLoss {
+    #[default]
+    Gbce,
+    Softmax,
 }
 
 /// The weights of one block, row-major `in × out` matrices.

@@ -17,7 +17,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu, softmax};
 use marquee_domain::rng::SeededRng;
 use marquee_models::sasrec::{LN_EPS, MASKED, sequences};
-use marquee_models::{Error, Interactions, Result, Sasrec, SasrecBlock, SasrecParams};
+use marquee_models::{Error, Interactions, Result, Sasrec, SasrecBlock, SasrecLoss, SasrecParams};
 use std::time::Instant;
 
 #[derive(Module, Debug)]
@@ -167,6 +167,17 @@ impl SasNet {
         }
         let pos_emb = self.items.val().select(0, indices(&targets, dev));
         let pos = (out.clone() * pos_emb).sum_dim(1).reshape([rows_n]);
+        if p.loss == SasrecLoss::Softmax {
+            // Sampled softmax: the target against the batch's negatives (uniform, so the
+            // log-probability correction is a constant and left out).
+            let neg_emb = self.items.val().select(0, indices(negatives, dev));
+            let neg = out.matmul(neg_emb.transpose());
+            let logits = Tensor::cat(vec![pos.reshape([rows_n, 1]), neg], 1);
+            let first = log_softmax(logits, 1)
+                .slice([0..rows_n, 0..1])
+                .reshape([rows_n]);
+            return (first * weight).sum().neg().div_scalar(count);
+        }
         // Each sequence (row) has its own negatives, shared by its positions.
         let (rows, n) = (batch.rows, p.max_len);
         let k = negatives.len() / rows;
@@ -376,10 +387,13 @@ pub fn fit_sasrec(
                 batch.inputs.extend(i);
                 batch.targets.extend(t);
             }
-            // `negatives` per sequence (none: a full softmax over the catalog).
-            let negatives: Vec<usize> = (0..p.negatives * batch.rows)
-                .map(|_| rng.index(n_items))
-                .collect();
+            // `negatives` per sequence for gBCE, per batch for the sampled softmax (none: a
+            // full softmax over the catalog).
+            let draws = match p.loss {
+                SasrecLoss::Gbce => p.negatives * batch.rows,
+                SasrecLoss::Softmax => p.negatives,
+            };
+            let negatives: Vec<usize> = (0..draws).map(|_| rng.index(n_items)).collect();
             let keep = (p.dropout > 0.0).then(|| {
                 let scale = 1.0 / (1.0 - p.dropout);
                 (0..batch.rows * n * d)
