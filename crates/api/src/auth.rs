@@ -36,7 +36,7 @@ impl FromRequestParts<AppState> for StorefrontKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        check(state, &parts.headers, ApiKeyRole::Storefront).await?;
+        check(state, parts, ApiKeyRole::Storefront).await?;
         Ok(Self)
     }
 }
@@ -45,7 +45,7 @@ impl FromRequestParts<AppState> for AdminKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        check(state, &parts.headers, ApiKeyRole::Admin).await?;
+        check(state, parts, ApiKeyRole::Admin).await?;
         Ok(Self)
     }
 }
@@ -177,8 +177,14 @@ fn within_limit(state: &AppState, key: &str) -> Result<(), ApiError> {
 }
 
 /// Checks the bearer key against the store for `role` and counts it against its rate limit.
-async fn check(state: &AppState, headers: &HeaderMap, role: ApiKeyRole) -> Result<(), ApiError> {
-    let key = bearer(headers)?.ok_or_else(missing_key)?;
+/// A publishable key in the query (`?key=`) is refused as the wrong key, not as a missing one.
+async fn check(state: &AppState, parts: &Parts, role: ApiKeyRole) -> Result<(), ApiError> {
+    let Some(key) = bearer(&parts.headers)? else {
+        return Err(match query_key(parts.uri.query()) {
+            Some(_) => wrong_key(ApiKeyRole::Publishable, role),
+            None => missing_key(),
+        });
+    };
     let access = known(state, key).await?;
     if access.role != role {
         return Err(wrong_key(access.role, role));

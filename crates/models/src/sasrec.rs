@@ -257,6 +257,7 @@ impl Sasrec {
         let (mut q, mut k, mut v) = (vec![0f32; n * d], vec![0f32; n * d], vec![0f32; n * d]);
         let mut ctx = vec![0f32; n * d];
         let mut tmp = vec![0f32; d];
+        let (mut ln, mut hid) = (vec![0f32; d], vec![0f32; d]);
         let mut att = vec![0f32; n];
         let scale = 1.0 / (dh as f32).sqrt();
         for b in &self.blocks {
@@ -312,9 +313,7 @@ impl Sasrec {
                 }
             }
             for p in 0..n {
-                let mut ln = vec![0f32; d];
                 layer_norm(&x[p * d..(p + 1) * d], &b.ln2_gamma, &b.ln2_beta, &mut ln);
-                let mut hid = vec![0f32; d];
                 affine(&ln, &b.w1, &b.b1, &mut hid);
                 for hv in hid.iter_mut() {
                     *hv = hv.max(0.0);

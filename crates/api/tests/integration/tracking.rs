@@ -288,6 +288,17 @@ async fn publishable_keys_send_events_from_their_origins_and_nothing_else() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // In the query, as a beacon sends it: the same refusal.
+    for route in ["/v1/items", "/v1/home?user_id=u0"] {
+        let sep = if route.contains('?') { '&' } else { '?' };
+        let uri = format!("{route}{sep}key={key}");
+        let (status, _, v) = send(&f.storefront, "GET", &uri, &[("origin", SHOP)], "").await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::FORBIDDEN, "wrong_key"),
+            "{uri}"
+        );
+    }
 
     // Preflight: answered for the allowed origin (with or without the key in the query).
     for uri in [format!("/v1/events?key={key}"), "/v1/events".to_owned()] {
