@@ -285,6 +285,7 @@ fn fit(
         Candidate::Als(p) => bar(p.iterations as u64, what),
         Candidate::Bpr(p) => bar(p.epochs as u64, what),
         Candidate::TwoTower(p) => bar(p.epochs as u64, what),
+        Candidate::Sasrec(p) => bar(p.epochs as u64, what),
         _ => spinner(what.to_owned()),
     };
     let fitted = marquee_neural::fit(candidate, data, Some(features), &mut |done, _| {

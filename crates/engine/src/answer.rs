@@ -96,7 +96,8 @@ pub struct Answer {
 /// One row of the home page.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HomeRow {
-    /// `top_picks`, `because_you_watched`, `new_in_category` or `trending`.
+    /// `top_picks` (`up_next` with a sequence model), `because_you_watched`, `new_in_category`
+    /// or `trending`.
     pub id: &'static str,
     pub title: String,
     /// What the row is about: the watched item (`because_you_watched`) or the category

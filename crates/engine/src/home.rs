@@ -1,4 +1,5 @@
-//! The home page's rows: top picks, "because you watched X", "New in <category>" (the newest
+//! The home page's rows: top picks (with a sequence model, "Up next": what follows the latest
+//! items), "because you watched X", "New in <category>" (the newest
 //! catalog items of the category of the user's latest item), trending.
 
 use crate::answer::{Basis, Filters, HomeRow, Reason, Recommendation, check_k};
@@ -17,11 +18,25 @@ impl Engine {
         let mut rows = Vec::new();
         let picks = self.recommend(user_id, recent, k, &filters)?;
         if picks.basis == Basis::Personal {
-            rows.push(HomeRow {
-                id: "top_picks",
-                title: "Top picks for you".into(),
-                about: None,
-                items: picks.items,
+            // A sequence model's picks are what comes next after the latest items.
+            let sequential = matches!(
+                self.state.load().model.artifact.model,
+                marquee_models::Model::Sasrec(_)
+            );
+            rows.push(if sequential {
+                HomeRow {
+                    id: "up_next",
+                    title: "Up next for you".into(),
+                    about: None,
+                    items: picks.items,
+                }
+            } else {
+                HomeRow {
+                    id: "top_picks",
+                    title: "Top picks for you".into(),
+                    about: None,
+                    items: picks.items,
+                }
             });
         }
         let latest = self.latest_item(user, recent);

@@ -80,6 +80,22 @@ impl Engine {
             scores.resize(m.n_items(), 0.0);
             let seen: &[u32] = if filters.include_seen { &[] } else { items };
             let model = &m.artifact.model;
+            if let Model::Sasrec(sasrec) = model {
+                // A sequence model reads the order: the training sequence, then what happened
+                // since, oldest first.
+                let sequence = ordered_history(m, sasrec, row, recent.iter().filter(is_fresh), now);
+                sasrec.score_sequence(&sequence, scores);
+                let out = rank(
+                    &state,
+                    scores,
+                    seen,
+                    k,
+                    filters,
+                    explain.then_some(now),
+                    blocked,
+                )?;
+                return Ok(answer(m, Basis::Personal, out));
+            }
             if let Some((factors, width)) = model.item_factors() {
                 let stored = row
                     .filter(|_| !any_fresh)
@@ -133,7 +149,9 @@ impl Engine {
         })
     }
 
-    /// Recommendations for an anonymous session from the items it just viewed.
+    /// Recommendations for an anonymous session from the items it just viewed, newest first.
+    /// A sequence model (SASRec) reads them in that order; otherwise the item-kNN neighbours
+    /// of the set answer.
     pub fn session(&self, recent_items: &[ItemId], k: usize, filters: &Filters) -> Result<Answer> {
         check_k(k)?;
         let state = self.state.load();
@@ -166,11 +184,15 @@ impl Engine {
                 values,
             };
             scores.resize(m.n_items(), 0.0);
-            m.knn.score(0, now, scores);
-            // Break ties (and fill empty neighbourhoods) by popularity, a little.
-            let top = m.popular.iter().copied().fold(1.0, f32::max);
-            for (s, p) in scores.iter_mut().zip(&m.popular) {
-                *s += 1e-3 * p / top;
+            if let Model::Sasrec(sasrec) = &m.artifact.model {
+                sasrec.score_sequence(&session_sequence(m, sasrec, recent_items), scores);
+            } else {
+                m.knn.score(0, now, scores);
+                // Break ties (and fill empty neighbourhoods) by popularity, a little.
+                let top = m.popular.iter().copied().fold(1.0, f32::max);
+                for (s, p) in scores.iter_mut().zip(&m.popular) {
+                    *s += 1e-3 * p / top;
+                }
             }
             let seen: &[u32] = if filters.include_seen { &[] } else { &known };
             let items = rank(&state, scores, seen, k, filters, Some(now), blocked)?;
@@ -274,6 +296,64 @@ impl Engine {
 
 /// The user's training row plus the weights of new events, summed per item, pairs at or
 /// below zero dropped, sorted by item, into `items` and `values`.
+/// The sequence a sequence model reads for a user, oldest first: their training sequence,
+/// then the items of `fresh` events in time order, an item seen again moved to its newest
+/// place. Only items of `kept` (the combined history, whose weights stayed positive) count.
+fn ordered_history<'e>(
+    m: &Loaded,
+    sasrec: &marquee_models::Sasrec,
+    row: Option<usize>,
+    fresh: impl Iterator<Item = &'e Event>,
+    kept: Row<'_>,
+) -> Vec<u32> {
+    let history = &m.artifact.history;
+    let mut later: Vec<(i64, u32)> = fresh
+        .filter_map(|e| {
+            let i = history.items.get(e.item.as_ref()?.as_str())?;
+            Some((e.timestamp.timestamp_millis(), i))
+        })
+        .collect();
+    later.sort_by_key(|&(t, _)| t);
+    let trained = row.map_or(&[][..], |u| sasrec.sequence_of(u));
+    let newest_first = later
+        .into_iter()
+        .rev()
+        .map(|(_, i)| i)
+        .chain(trained.iter().rev().copied())
+        .filter(|i| kept.items.binary_search(i).is_ok());
+    newest_window(newest_first, sasrec.params.max_len)
+}
+
+/// The newest `max_len` distinct items of `newest_first`, each at its newest place, oldest
+/// first: what the model's window holds. Stops reading once the window is full.
+fn newest_window(newest_first: impl Iterator<Item = u32>, max_len: usize) -> Vec<u32> {
+    let mut window: Vec<u32> = Vec::with_capacity(max_len);
+    for i in newest_first {
+        if window.len() == max_len {
+            break;
+        }
+        if !window.contains(&i) {
+            window.push(i);
+        }
+    }
+    window.reverse();
+    window
+}
+
+/// An anonymous session's known items (given newest first) as the model's window, oldest
+/// first.
+fn session_sequence(
+    m: &Loaded,
+    sasrec: &marquee_models::Sasrec,
+    newest_first: &[ItemId],
+) -> Vec<u32> {
+    let items = &m.artifact.history.items;
+    newest_window(
+        newest_first.iter().filter_map(|i| items.get(i.as_str())),
+        sasrec.params.max_len,
+    )
+}
+
 pub(crate) fn combine_history<'e>(
     m: &Loaded,
     row: Option<usize>,

@@ -47,9 +47,7 @@ fn main() {
         ..SasrecParams::default()
     };
     let (m, curve) = marquee_neural::fit_sasrec(&split.train, params, |e| {
-        if e.epoch % 10 == 0 {
-            eprintln!("epoch {} loss {:.3}", e.epoch, e.loss);
-        }
+        eprintln!("epoch {} loss {:.3} ({:.1} s)", e.epoch, e.loss, e.seconds);
         true
     })
     .unwrap();

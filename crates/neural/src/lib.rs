@@ -9,7 +9,9 @@
 //!
 //! - [`fit`]: fits any grid-search candidate, the burn models here and the rest through
 //!   [`marquee_models::search::plain_fit`]; pass it to [`marquee_models::search::validate_with`].
-//! - [`fit_bpr`], [`fit_two_tower`]: the training loops, with a loss per epoch.
+//! - [`fit_bpr`], [`fit_two_tower`], [`fit_sasrec`]: the training loops, with a loss per epoch;
+//!   [`burn_next_scores`]: burn's SASRec forward pass for exported weights, the reference of
+//!   the plain-Rust one.
 //! - [`cold`]: the two-tower model on items held out of training entirely.
 //!
 //! Threading: burn's CPU backend parallelises tensor operations itself; the functions here
@@ -20,7 +22,7 @@ pub mod cold;
 mod train;
 
 pub use marquee_models::{Error, Result};
-pub use train::{Epoch, fit_bpr, fit_sasrec, fit_two_tower};
+pub use train::{Epoch, burn_next_scores, fit_bpr, fit_sasrec, fit_two_tower};
 
 use marquee_models::features::FeatureList;
 use marquee_models::search::{Candidate, plain_fit};

@@ -401,7 +401,7 @@ fn guest_rows(state: &AppState, recent: &[String]) -> marquee_engine::Result<Vec
         .engine
         .home(None, &events, ROW_LEN)?
         .into_iter()
-        .filter(|r| r.id != "top_picks")
+        .filter(|r| r.id != "top_picks" && r.id != "up_next")
         .collect();
     if !recent.is_empty() {
         let items: Vec<ItemId> = recent

@@ -15,8 +15,9 @@
 //! Initial weights come from the crate's seeded generator, so a fit is reproducible for a
 //! seed on one machine.
 
+mod heap;
 mod sasrec;
-pub use sasrec::fit_sasrec;
+pub use sasrec::{burn_next_scores, fit_sasrec};
 
 use burn::module::Param;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -183,6 +184,7 @@ pub fn fit_bpr(
         bias: Param::from_tensor(vector(vec![0.0; n_items], &dev)),
     };
     let mut optim = AdamConfig::new().init();
+    let _heap = heap::KeepHeap::new();
     let mut curve = Vec::with_capacity(epochs);
     for epoch in 1..=epochs {
         let start = Instant::now();
@@ -447,6 +449,7 @@ pub fn fit_two_tower(
         )),
     };
     let mut optim = AdamConfig::new().init();
+    let _heap = heap::KeepHeap::new();
     let mut curve = Vec::with_capacity(p.epochs);
     let inv_t = 1.0 / p.temperature;
     for epoch in 1..=p.epochs {

@@ -1,7 +1,7 @@
-//! SASRec training with gSASRec's loss: per batch, each user's window of history (the newest
-//! `max_len` items up to a cut point: the end of the sequence half of the time, else a seeded
-//! random point, so older history is learned from too), every position predicting the next
-//! item against `negatives` uniformly drawn items of its sequence (shared by the sequence's
+//! SASRec training with gSASRec's loss. An epoch covers every target once: each user's
+//! sequence is cut into windows of `max_len` targets back from the newest item (the older
+//! windows shifted by a seeded offset each epoch), shuffled into batches; every position
+//! predicts the next item against `negatives` uniformly drawn items of its sequence (shared by the sequence's
 //! positions, as one draw per position would cost `max_len` times more). The loss is gBCE:
 //! `−β·log σ(s⁺) − Σ log σ(−s⁻)` with `β = α(t(1 − 1/α) + 1/α)`, `α = negatives / (items − 1)`
 //! and `t = calibration`; with `negatives = 0`, the cross-entropy of a full softmax over the
@@ -10,6 +10,7 @@
 //! The network is exactly [`marquee_models::Sasrec`]'s forward pass, so the exported vectors
 //! score the same in plain Rust.
 
+use super::heap::KeepHeap;
 use super::{Epoch, check, device, end_epoch, indices, matrix, normal, values_of, vector};
 use burn::module::Param;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -276,6 +277,60 @@ fn export(
     })
 }
 
+/// The network holding `model`'s weights (the inverse of [`export`]).
+fn import(model: &Sasrec, dev: &Device) -> SasNet {
+    let d = model.params.dim;
+    let v = |x: &Vec<f32>| Param::from_tensor(vector(x.clone(), dev));
+    let m = |x: &Vec<f32>| Param::from_tensor(matrix(x.clone(), d, d, dev));
+    SasNet {
+        items: Param::from_tensor(matrix(
+            model.item_emb.clone(),
+            model.item_emb.len() / d,
+            d,
+            dev,
+        )),
+        positions: Param::from_tensor(matrix(model.pos_emb.clone(), model.params.max_len, d, dev)),
+        blocks: model
+            .blocks
+            .iter()
+            .map(|b| BlockNet {
+                ln1_g: v(&b.ln1_gamma),
+                ln1_b: v(&b.ln1_beta),
+                wq: m(&b.wq),
+                bq: v(&b.bq),
+                wk: m(&b.wk),
+                bk: v(&b.bk),
+                wv: m(&b.wv),
+                bv: v(&b.bv),
+                wo: m(&b.wo),
+                bo: v(&b.bo),
+                ln2_g: v(&b.ln2_gamma),
+                ln2_b: v(&b.ln2_beta),
+                w1: m(&b.w1),
+                b1: v(&b.b1),
+                w2: m(&b.w2),
+                b2: v(&b.b2),
+            })
+            .collect(),
+        ln_g: v(&model.ln_gamma),
+        ln_b: v(&model.ln_beta),
+    }
+}
+
+/// The next-item scores of every item after `items` (oldest first), computed by burn's
+/// forward pass with `model`'s weights: the reference the plain-Rust pass that serves
+/// ([`Sasrec::score_sequence`]) is checked against.
+pub fn burn_next_scores(model: &Sasrec, items: &[u32]) -> Result<Vec<f32>> {
+    let dev = device();
+    let (p, n_items) = (model.params, model.n_items);
+    let net = import(model, &dev);
+    let window: Vec<usize> = model.window(items).iter().map(|&i| i as usize).collect();
+    let out = net.forward(&window, 1, &p, n_items, None, &dev);
+    let last = out.slice([p.max_len - 1..p.max_len, 0..p.dim]);
+    let catalog = net.items.val().slice([0..n_items, 0..p.dim]);
+    values_of(last.matmul(catalog.transpose()).reshape([n_items]))
+}
+
 /// A training window of `seq` cut after position `end` (inclusive target): inputs are the up
 /// to `n` items before each target, left-padded.
 fn window(seq: &[u32], end: usize, n: usize, pad: usize) -> (Vec<usize>, Vec<usize>) {
@@ -365,24 +420,32 @@ pub fn fit_sasrec(
     };
     let mut optim = AdamConfig::new().init();
     let mut curve = Vec::with_capacity(p.epochs);
-    let mut order = users;
+    let mut windows: Vec<(usize, usize)> = Vec::new();
+    let _heap = KeepHeap::new();
     for epoch in 1..=p.epochs {
         let start = Instant::now();
-        rng.shuffle(&mut order);
+        // Every target of every sequence once: windows of `max_len` targets back from the
+        // last item, those before the newest shifted by a seeded offset each epoch.
+        windows.clear();
+        for &u in &users {
+            let last = seq_indptr[u + 1] - seq_indptr[u] - 1;
+            windows.push((u, last));
+            let mut end = last.saturating_sub(n + rng.index(n));
+            while end >= 1 {
+                windows.push((u, end));
+                end = end.saturating_sub(n);
+            }
+        }
+        rng.shuffle(&mut windows);
         let (mut total, mut batches) = (0f64, 0usize);
-        for chunk in order.chunks(p.batch_size) {
+        for chunk in windows.chunks(p.batch_size) {
             let mut batch = Batch {
                 rows: chunk.len(),
                 inputs: Vec::with_capacity(chunk.len() * n),
                 targets: Vec::with_capacity(chunk.len() * n),
             };
-            for &u in chunk {
+            for &(u, end) in chunk {
                 let seq = &seq_items[seq_indptr[u]..seq_indptr[u + 1]];
-                let end = if rng.chance(0.5) {
-                    seq.len() - 1
-                } else {
-                    1 + rng.index(seq.len() - 1)
-                };
                 let (i, t) = window(seq, end, n, pad);
                 batch.inputs.extend(i);
                 batch.targets.extend(t);
