@@ -4,7 +4,8 @@
 //! and with its candidate selection, the top 10 of a score vector, in random order and
 //! rising, and of 400 scores as a demo-store answer), and a fold-in request (ALS with new
 //! events). Also the EASE scores of a 40-item history over 1,000 items, from the sparse
-//! neighbour lists and from the dense rows serving uses.
+//! neighbour lists and from the dense rows serving uses; SASRec's forward pass, scores and
+//! engine requests over 10,000 items.
 //!
 //! ```sh
 //! cargo bench -p marquee-benches --bench scoring
@@ -19,7 +20,7 @@ use std::hint::black_box;
 
 #[path = "setup.rs"]
 mod setup;
-use setup::{FACTORS, ITEMS, als_engine, exact_scorer};
+use setup::{FACTORS, ITEMS, als_engine, exact_scorer, sasrec_engine};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -150,5 +151,54 @@ fn ease(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, bench, ease);
+/// SASRec (64 dimensions, 2 blocks, 50 items read) over 10,000 items: the forward pass to the
+/// last position's vector, the scores of every item, and whole engine requests (a known user
+/// with 40 training items; a newcomer with 50 views since training).
+fn sasrec(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, model) = sasrec_engine(dir.path());
+    let filters = Filters::default();
+    let recent: Vec<u32> = (0..50).map(|k| k * 197).collect();
+    let window = model.window(&recent);
+    c.bench_function("sasrec forward pass, 50 items, 64 dims, 2 blocks", |b| {
+        b.iter(|| black_box(model.last_hidden(black_box(&window))));
+    });
+    let mut out = vec![0.0_f32; ITEMS];
+    c.bench_function("sasrec scores, 50 items over 10k items", |b| {
+        b.iter(|| {
+            model.score_sequence(black_box(&recent), &mut out);
+            black_box(&out);
+        });
+    });
+    let user = UserId::new("u17").unwrap();
+    c.bench_function("sasrec top-10, known user, 10k items", |b| {
+        b.iter(|| black_box(engine.recommend(Some(&user), &[], 10, &filters).unwrap()));
+    });
+    let views: Vec<Event> = recent
+        .iter()
+        .enumerate()
+        .map(|(n, i)| Event {
+            id: EventId::new(format!("v{n}")).unwrap(),
+            actor: Actor::User(UserId::new("newcomer").unwrap()),
+            item: Some(ItemId::new(format!("i{i}")).unwrap()),
+            kind: EventKind::View,
+            value: None,
+            timestamp: chrono::DateTime::from_timestamp_millis(1_800_000_000_000 + n as i64)
+                .unwrap(),
+            context: None,
+        })
+        .collect();
+    let newcomer = UserId::new("newcomer").unwrap();
+    c.bench_function("sasrec top-10, newcomer with 50 views, 10k items", |b| {
+        b.iter(|| {
+            black_box(
+                engine
+                    .recommend(Some(&newcomer), &views, 10, &filters)
+                    .unwrap(),
+            )
+        });
+    });
+}
+
+criterion_group!(benches, bench, ease, sasrec);
 criterion_main!(benches);

@@ -9,6 +9,8 @@
 //! position's vector dotted with every item embedding gives the next-item scores.
 
 use crate::{Interactions, Row, Scorer};
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
 
 /// SASRec hyper-parameters (config `sasrec.*`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -213,16 +215,22 @@ fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], out: &mut [f32]) {
     }
 }
 
-/// `out = x · w + b` for a row `x` of length `w.len() / out.len()`.
-fn affine(x: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
-    let n = out.len();
-    out.copy_from_slice(b);
-    for (i, &xi) in x.iter().enumerate() {
-        let row = &w[i * n..(i + 1) * n];
-        for (o, &wv) in out.iter_mut().zip(row) {
-            *o += xi * wv;
-        }
+/// `out = x · w + b` for the `rows` rows of `x` (row-major, `w.len() / d_out` wide) at once:
+/// one matrix product.
+fn affine_rows(x: &[f32], rows: usize, w: &[f32], b: &[f32], out: &mut [f32]) {
+    let (d_out, d_in) = (b.len(), w.len() / b.len());
+    let out = &mut out[..rows * d_out];
+    for row in out.chunks_exact_mut(d_out) {
+        row.copy_from_slice(b);
     }
+    matmul(
+        MatMut::from_row_major_slice_mut(out, rows, d_out),
+        Accum::Add,
+        MatRef::from_row_major_slice(&x[..rows * d_in], rows, d_in),
+        MatRef::from_row_major_slice(w, d_in, d_out),
+        1.0,
+        Par::Seq,
+    );
 }
 
 impl Sasrec {
@@ -237,31 +245,53 @@ impl Sasrec {
     }
 
     /// The last position's output vector for a padded window of `max_len` item indices.
+    ///
+    /// Pads come first and are masked as keys, so only the valid suffix of the window is
+    /// computed; the last block computes keys and values for every valid position but the
+    /// query, attention and feed-forward layer of the last position only (the others no
+    /// longer matter). The result equals the full pass's.
     pub fn last_hidden(&self, window: &[u32]) -> Vec<f32> {
         let (n, d) = (self.params.max_len, self.params.dim);
         let heads = self.params.heads.max(1);
         let dh = d / heads;
         let pad = self.n_items as u32;
-        let valid: Vec<bool> = window.iter().map(|&i| i != pad).collect();
-        let mut x = vec![0f32; n * d];
-        for (p, &item) in window.iter().enumerate() {
-            if valid[p] {
-                let e = &self.item_emb[item as usize * d..(item as usize + 1) * d];
-                let pe = &self.pos_emb[p * d..(p + 1) * d];
-                for k in 0..d {
-                    x[p * d + k] = e[k] + pe[k];
-                }
+        // The valid positions are `first..n` (a window is left-padded).
+        let first = window.iter().position(|&i| i != pad).unwrap_or(n);
+        let mut last = vec![0f32; d];
+        if first == n {
+            // Nothing read: the final norm of a zero vector.
+            layer_norm(&vec![0f32; d], &self.ln_gamma, &self.ln_beta, &mut last);
+            return last;
+        }
+        let len = n - first;
+        let mut x = vec![0f32; len * d];
+        for (p, &item) in window[first..].iter().enumerate() {
+            let e = &self.item_emb[item as usize * d..(item as usize + 1) * d];
+            let pe = &self.pos_emb[(first + p) * d..(first + p + 1) * d];
+            for k in 0..d {
+                x[p * d + k] = e[k] + pe[k];
             }
         }
-        let mut h = vec![0f32; n * d];
-        let (mut q, mut k, mut v) = (vec![0f32; n * d], vec![0f32; n * d], vec![0f32; n * d]);
-        let mut ctx = vec![0f32; n * d];
-        let mut tmp = vec![0f32; d];
-        let (mut ln, mut hid) = (vec![0f32; d], vec![0f32; d]);
-        let mut att = vec![0f32; n];
+        let mut h = vec![0f32; len * d];
+        let (mut q, mut k, mut v) = (
+            vec![0f32; len * d],
+            vec![0f32; len * d],
+            vec![0f32; len * d],
+        );
+        let mut ctx = vec![0f32; len * d];
+        let (mut tmp, mut hid) = (vec![0f32; len * d], vec![0f32; len * d]);
+        let mut att = vec![0f32; len];
         let scale = 1.0 / (dh as f32).sqrt();
-        for b in &self.blocks {
-            for p in 0..n {
+        for (bi, b) in self.blocks.iter().enumerate() {
+            // The last block's outputs matter at the last position only: its rows are
+            // `from..len`.
+            let from = if bi + 1 == self.blocks.len() {
+                len - 1
+            } else {
+                0
+            };
+            let rows = len - from;
+            for p in 0..len {
                 layer_norm(
                     &x[p * d..(p + 1) * d],
                     &b.ln1_gamma,
@@ -269,35 +299,29 @@ impl Sasrec {
                     &mut h[p * d..(p + 1) * d],
                 );
             }
-            for p in 0..n {
-                let hp = &h[p * d..(p + 1) * d];
-                affine(hp, &b.wq, &b.bq, &mut q[p * d..(p + 1) * d]);
-                affine(hp, &b.wk, &b.bk, &mut k[p * d..(p + 1) * d]);
-                affine(hp, &b.wv, &b.bv, &mut v[p * d..(p + 1) * d]);
-            }
+            affine_rows(&h, len, &b.wk, &b.bk, &mut k);
+            affine_rows(&h, len, &b.wv, &b.bv, &mut v);
+            affine_rows(&h[from * d..], rows, &b.wq, &b.bq, &mut q);
             for hd in 0..heads {
                 let off = hd * dh;
-                for p in 0..n {
-                    let qp = &q[p * d + off..p * d + off + dh];
+                for p in from..len {
+                    let qp = &q[(p - from) * d + off..(p - from) * d + off + dh];
+                    // Causal: position p attends to 0..=p.
                     let mut max = f32::NEG_INFINITY;
-                    for j in 0..n {
-                        let s = if j > p || !valid[j] {
-                            MASKED
-                        } else {
-                            let kj = &k[j * d + off..j * d + off + dh];
-                            qp.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale
-                        };
+                    for j in 0..=p {
+                        let kj = &k[j * d + off..j * d + off + dh];
+                        let s = qp.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
                         att[j] = s;
                         max = max.max(s);
                     }
                     let mut sum = 0f32;
-                    for a in att.iter_mut() {
+                    for a in att[..=p].iter_mut() {
                         *a = (*a - max).exp();
                         sum += *a;
                     }
-                    let out = &mut ctx[p * d + off..p * d + off + dh];
+                    let out = &mut ctx[(p - from) * d + off..(p - from) * d + off + dh];
                     out.fill(0.0);
-                    for j in 0..n {
+                    for j in 0..=p {
                         let w = att[j] / sum;
                         let vj = &v[j * d + off..j * d + off + dh];
                         for (o, &vv) in out.iter_mut().zip(vj) {
@@ -306,32 +330,29 @@ impl Sasrec {
                     }
                 }
             }
-            for p in 0..n {
-                affine(&ctx[p * d..(p + 1) * d], &b.wo, &b.bo, &mut tmp);
-                for kk in 0..d {
-                    x[p * d + kk] += tmp[kk];
-                }
+            affine_rows(&ctx, rows, &b.wo, &b.bo, &mut tmp);
+            for (xv, t) in x[from * d..].iter_mut().zip(&tmp[..rows * d]) {
+                *xv += t;
             }
-            for p in 0..n {
-                layer_norm(&x[p * d..(p + 1) * d], &b.ln2_gamma, &b.ln2_beta, &mut ln);
-                affine(&ln, &b.w1, &b.b1, &mut hid);
-                for hv in hid.iter_mut() {
-                    *hv = hv.max(0.0);
-                }
-                affine(&hid, &b.w2, &b.b2, &mut tmp);
-                for kk in 0..d {
-                    x[p * d + kk] += tmp[kk];
-                }
+            for p in 0..rows {
+                layer_norm(
+                    &x[(from + p) * d..(from + p + 1) * d],
+                    &b.ln2_gamma,
+                    &b.ln2_beta,
+                    &mut h[p * d..(p + 1) * d],
+                );
             }
-            for p in 0..n {
-                if !valid[p] {
-                    x[p * d..(p + 1) * d].fill(0.0);
-                }
+            affine_rows(&h, rows, &b.w1, &b.b1, &mut hid);
+            for hv in hid[..rows * d].iter_mut() {
+                *hv = hv.max(0.0);
+            }
+            affine_rows(&hid, rows, &b.w2, &b.b2, &mut tmp);
+            for (xv, t) in x[from * d..].iter_mut().zip(&tmp[..rows * d]) {
+                *xv += t;
             }
         }
-        let mut last = vec![0f32; d];
         layer_norm(
-            &x[(n - 1) * d..n * d],
+            &x[(len - 1) * d..len * d],
             &self.ln_gamma,
             &self.ln_beta,
             &mut last,
@@ -343,10 +364,8 @@ impl Sasrec {
     pub fn score_sequence(&self, items: &[u32], out: &mut [f32]) {
         let d = self.params.dim;
         let hidden = self.last_hidden(&self.window(items));
-        for (i, o) in out.iter_mut().enumerate().take(self.n_items) {
-            let e = &self.item_emb[i * d..(i + 1) * d];
-            *o = e.iter().zip(&hidden).map(|(a, b)| a * b).sum();
-        }
+        let n = self.n_items.min(out.len());
+        crate::factor_scores(&self.item_emb[..n * d], d, &hidden, &mut out[..n]);
     }
 
     /// The training sequence of `user`, oldest first (empty for users not in training).
