@@ -20,7 +20,7 @@ use std::hint::black_box;
 
 #[path = "setup.rs"]
 mod setup;
-use setup::{FACTORS, ITEMS, als_engine, exact_scorer, sasrec_engine};
+use setup::{FACTORS, ITEMS, als_engine, exact_scorer, history};
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -198,6 +198,70 @@ fn sasrec(c: &mut Criterion) {
             )
         });
     });
+}
+
+/// A SASRec model of random weights (64 dimensions, 2 blocks, 1 head, 50 items read) over the
+/// same 10,000 items and users, saved as an artifact and opened by the engine.
+fn sasrec_engine(dir: &std::path::Path) -> (marquee_engine::Engine, marquee_models::Sasrec) {
+    use marquee_domain::EventWeights;
+    use marquee_engine::Engine;
+    use marquee_models::{Artifact, Model, Sasrec, SasrecBlock, SasrecParams};
+    let history = history();
+    let params = SasrecParams {
+        dim: FACTORS,
+        blocks: 2,
+        heads: 1,
+        max_len: 50,
+        ..SasrecParams::default()
+    };
+    let d = params.dim;
+    let mut rng = SeededRng::new(7);
+    let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.normal() as f32 * 0.1).collect() };
+    let blocks = (0..params.blocks)
+        .map(|_| SasrecBlock {
+            ln1_gamma: vec![1.0; d],
+            ln1_beta: vec![0.0; d],
+            wq: random(d * d),
+            bq: random(d),
+            wk: random(d * d),
+            bk: random(d),
+            wv: random(d * d),
+            bv: random(d),
+            wo: random(d * d),
+            bo: random(d),
+            ln2_gamma: vec![1.0; d],
+            ln2_beta: vec![0.0; d],
+            w1: random(d * d),
+            b1: random(d),
+            w2: random(d * d),
+            b2: random(d),
+        })
+        .collect();
+    let (seq_indptr, seq_items) = marquee_models::sasrec::sequences(&history);
+    let sasrec = Sasrec {
+        params,
+        n_users: history.n_users(),
+        n_items: history.n_items(),
+        item_emb: random((history.n_items() + 1) * d),
+        pos_emb: random(params.max_len * d),
+        blocks,
+        ln_gamma: vec![1.0; d],
+        ln_beta: vec![0.0; d],
+        seq_indptr,
+        seq_items,
+    };
+    let mut artifact = Artifact::new(
+        "bench",
+        "v1",
+        Model::Sasrec(sasrec.clone()),
+        history,
+        "bench",
+        serde_json::Value::Null,
+        serde_json::to_value(EventWeights::default()).unwrap(),
+    );
+    let path = dir.join("sasrec");
+    artifact.save(&path).unwrap();
+    (Engine::open(&path, Vec::new()).unwrap(), sasrec)
 }
 
 criterion_group!(benches, bench, ease, sasrec);
