@@ -4,6 +4,7 @@
 # same machine, in the same run. `implicit` is installed from PyPI into a throwaway venv.
 #
 #   bash benches/als_vs_implicit.sh            # MovieLens latest-small, ~1M sparse generated pairs, MovieLens-1M's dense shape
+#   LARGE=1 bash benches/als_vs_implicit.sh    # and 200k users x 50k items, ~20M pairs (tens of minutes)
 #   RUNS=5 ALS_REG=20 ALS_ALPHA=2 bash benches/als_vs_implicit.sh
 #
 # Needs python3 with venv and network access to PyPI. Results go to stdout as a table and to
@@ -37,6 +38,10 @@ run movielens movielens ../shared/data/movielens-latest-small/ratings.csv
 run generated-1m generated 1000000
 # MovieLens-1M's shape: 6,040 users x 3,706 items, ~780k training pairs (~130 per user).
 run dense-ml1m dense 1600000
+# The large shape (LARGE=1): 200,000 users x 50,000 items, ~20M distinct pairs.
+if [ "${LARGE:-0}" = 1 ]; then
+    run large-20m large 25000000
+fi
 
 "$VENV/bin/python" - "$OUT/results.jsonl" <<'PY'
 import json, statistics, sys

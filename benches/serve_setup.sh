@@ -1,7 +1,8 @@
 # Sourced by the load scripts in this folder: builds the tools (debug: their speed is not
 # measured) and `serve` (release), imports the demo store (DATASET=demo, the default) or
 # ../shared/data/movielens-latest-small (DATASET=movielens) into a temporary SQLite file, trains
-# an EASE model on it (and a second version when SECOND_VERSION=1), starts `serve` on $PORT
+# an EASE model on it (MODELS=sasrec another kind; TRAIN_SET="--set k=v ..." more settings; and
+# a second version when SECOND_VERSION=1), starts `serve` on $PORT
 # (admin on $PORT+1), and sets SERVER (its pid), WORK, KEY, ADMIN_KEY, USERS (300 demo users,
 # quoted, comma-separated, for Lua) and MODEL. It writes the wrk scripts $WORK/recs.lua
 # (GET /v1/recommendations over the 300 users) and, through `events_lua N`,
@@ -35,7 +36,8 @@ case "$DATASET" in
 esac
 train_version() {
     (cd "$WORK" && "$CARGO_TARGET_DIR/debug/train" --config "$REPO/training/default.toml" \
-        --set output_dir="$WORK/models" --set models=ease --set report=false "$@" > /dev/null)
+        --set output_dir="$WORK/models" --set models="${MODELS:-ease}" --set report=false \
+        ${TRAIN_SET:-} "$@" > /dev/null)
 }
 train_version
 if [ "${SECOND_VERSION:-0}" = 1 ]; then

@@ -53,6 +53,12 @@ fn dense(target: usize) -> Interactions {
     generated_shape(6_040, 3_706, target, (80, 170), 6)
 }
 
+/// The large shape: 200,000 users, 50,000 items in 50 taste groups, `target` picks, 50 to 149
+/// per visit (25M picks make about 20M distinct pairs).
+fn large(target: usize) -> Interactions {
+    generated_shape(200_000, 50_000, target, (50, 100), 50)
+}
+
 /// Users in `groups` taste groups; each group prefers its own slice of a Zipf-popular
 /// catalog. Each visit makes `low + (0..spread)` picks (a repeated pick is one pair).
 fn generated_shape(
@@ -185,12 +191,13 @@ fn ease(split: &marquee_models::split::Split, runs: usize) -> Result<(), String>
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
-        return Err("usage: als-fit movielens RATINGS_CSV OUT_DIR [runs] | als-fit generated|dense N OUT_DIR [runs]".into());
+        return Err("usage: als-fit movielens RATINGS_CSV OUT_DIR [runs] | als-fit generated|dense|large N OUT_DIR [runs]".into());
     }
     let data = match args[1].as_str() {
         "movielens" => movielens(Path::new(&args[2]))?,
         "generated" => generated(args[2].parse().map_err(|e| format!("N: {e}"))?),
         "dense" => dense(args[2].parse().map_err(|e| format!("N: {e}"))?),
+        "large" => large(args[2].parse().map_err(|e| format!("N: {e}"))?),
         other => return Err(format!("unknown data set {other:?}")),
     };
     let out = Path::new(&args[3]);

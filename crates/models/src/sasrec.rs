@@ -45,7 +45,7 @@ impl Default for SasrecParams {
             heads: 1,
             max_len: 50,
             // The best measured on MovieLens small (issue 25's note): a full softmax, 40
-            // epochs of 32 users per batch.
+            // epochs (each over every item of every sequence) in batches of 32 windows.
             epochs: 40,
             learning_rate: 0.001,
             batch_size: 32,

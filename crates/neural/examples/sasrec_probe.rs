@@ -1,6 +1,14 @@
 //! Probe: SASRec on MovieLens small, leave-last-out, printing nDCG@10 against popularity and
-//! what it ranks for a few users (a development aid: `cargo run --release -p marquee-neural
-//! --example sasrec_probe -- <ratings.csv> [epochs] [lr]`).
+//! what it ranks for a few users (a development aid):
+//!
+//! ```sh
+//! cargo run --release -p marquee-neural --example sasrec_probe -- \
+//!     <ratings.csv> [epochs] [lr] [dropout] [negatives] [batch]
+//! SESSIONS=1 cargo run --release -p marquee-neural --example sasrec_probe -- <ratings.csv> [epochs]
+//! ```
+//!
+//! With `SESSIONS=1`: anonymous sessions of users held out of training, SASRec against the
+//! item-kNN session answer.
 
 use marquee_models::metrics::evaluate;
 use marquee_models::split::leave_last_out;
@@ -9,7 +17,7 @@ use marquee_models::{Interactions, Popularity, SasrecParams, Scorer};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).expect("ratings.csv");
-    let epochs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let epochs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(SasrecParams::default().epochs);
     let lr: f32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0.001);
     let dropout: f32 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0.2);
     let text = std::fs::read_to_string(path).unwrap();
@@ -39,8 +47,14 @@ fn main() {
         "popularity {:?}",
         evaluate(&pop, &split.train, &split.test, 10).ndcg
     );
-    let negatives: usize = args.get(5).and_then(|s| s.parse().ok()).unwrap_or(256);
-    let batch_size: usize = args.get(6).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let negatives: usize = args
+        .get(5)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SasrecParams::default().negatives);
+    let batch_size: usize = args
+        .get(6)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SasrecParams::default().batch_size);
     let params = SasrecParams {
         epochs,
         learning_rate: lr,
@@ -105,7 +119,7 @@ fn sessions(rows: &[(String, String, f32, i64)], args: &[String]) {
             .map(|(u, i, w, t)| (all.users.get(u).unwrap(), all.items.get(i).unwrap(), *w, *t))
             .collect(),
     );
-    let epochs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let epochs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(SasrecParams::default().epochs);
     let params = SasrecParams {
         epochs,
         ..SasrecParams::default()
