@@ -2,7 +2,7 @@
 # measured) and `serve` (release), imports the demo store (DATASET=demo, the default) or
 # ../shared/data/movielens-latest-small (DATASET=movielens) into a temporary SQLite file, trains
 # an EASE model on it (MODELS=sasrec another kind; TRAIN_SET="--set k=v ..." more settings; and
-# a second version when SECOND_VERSION=1), starts `serve` on $PORT
+# a second version when SECOND_VERSION=1; MODEL_DIR=PATH serves a model trained beforehand), starts `serve` on $PORT
 # (admin on $PORT+1), and sets SERVER (its pid), WORK, KEY, ADMIN_KEY, USERS (300 demo users,
 # quoted, comma-separated, for Lua) and MODEL. It writes the wrk scripts $WORK/recs.lua
 # (GET /v1/recommendations over the 300 users) and, through `events_lua N`,
@@ -39,12 +39,17 @@ train_version() {
         --set output_dir="$WORK/models" --set models="${MODELS:-ease}" --set report=false \
         ${TRAIN_SET:-} "$@" > /dev/null)
 }
-train_version
-if [ "${SECOND_VERSION:-0}" = 1 ]; then
-    sleep 1 # versions are named by time
-    train_version --set ease.lambda=50
+if [ -n "${MODEL_DIR:-}" ]; then
+    # A model trained beforehand on the same data set (e.g. a SASRec fit that takes minutes).
+    MODEL="$MODEL_DIR"
+else
+    train_version
+    if [ "${SECOND_VERSION:-0}" = 1 ]; then
+        sleep 1 # versions are named by time
+        train_version --set ease.lambda=50
+    fi
+    MODEL="$WORK/models/default"
 fi
-MODEL="$WORK/models/default"
 
 "$CARGO_TARGET_DIR/$SERVE_PROFILE/serve" --model "$MODEL" \
     --storefront-addr "127.0.0.1:$PORT" --admin-addr "127.0.0.1:$((PORT + 1))" \

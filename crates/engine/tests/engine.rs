@@ -849,12 +849,30 @@ fn a_sequence_model_answers_what_follows_the_latest_items_in_time_order() {
     assert_ne!(ids(&after)[0], ids(&before)[0]);
     assert_eq!(ids(&after)[0], x.items.id(first as usize));
 
-    // An anonymous session (items newest first) is read in order too.
-    let session = engine
+    // An anonymous session (items newest first) of 20 items is read in order too: the answer
+    // is burn's first after its newest 8, oldest first.
+    let newest_first: Vec<String> = (0..=5)
+        .rev()
+        .chain((14..=27).rev())
+        .map(|i| format!("s{i}"))
+        .collect();
+    let long: Vec<ItemId> = newest_first.iter().map(|i| iid(i)).collect();
+    let session = engine.session(&long, 3, &filters).unwrap();
+    assert_eq!(session.basis, Basis::Session);
+    let window: Vec<u32> = newest_first[..8].iter().rev().map(|i| index(i)).collect();
+    let burn = marquee_neural::burn_next_scores(&sasrec, &window).unwrap();
+    let mut seen: Vec<u32> = newest_first.iter().map(|i| index(i)).collect();
+    seen.sort_unstable();
+    let first = marquee_models::top_k(&burn, 1, &seen)[0].0;
+    assert_eq!(ids(&session)[0], x.items.id(first as usize));
+    assert_eq!(ids(&session)[0], "s6", "{:?}", ids(&session));
+    // A short one (two items) gets the item-kNN answer, without what it holds.
+    let short = engine
         .session(&[iid("s5"), iid("s12")], 3, &filters)
         .unwrap();
-    assert_eq!(session.basis, Basis::Session);
-    assert_eq!(ids(&session)[0], "s6", "{:?}", ids(&session));
+    assert_eq!(short.basis, Basis::Session);
+    assert_eq!(short.items.len(), 3);
+    assert!(ids(&short).iter().all(|i| *i != "s5" && *i != "s12"));
 
     // The home screen's first row is "Up next", the same answer.
     let home = engine.home(Some(&uid("c0")), &fresh, 3).unwrap();

@@ -17,7 +17,10 @@ use marquee_models::{Interactions, Popularity, SasrecParams, Scorer};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).expect("ratings.csv");
-    let epochs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(SasrecParams::default().epochs);
+    let epochs: usize = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SasrecParams::default().epochs);
     let lr: f32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0.001);
     let dropout: f32 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(0.2);
     let text = std::fs::read_to_string(path).unwrap();
@@ -119,7 +122,10 @@ fn sessions(rows: &[(String, String, f32, i64)], args: &[String]) {
             .map(|(u, i, w, t)| (all.users.get(u).unwrap(), all.items.get(i).unwrap(), *w, *t))
             .collect(),
     );
-    let epochs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(SasrecParams::default().epochs);
+    let epochs: usize = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SasrecParams::default().epochs);
     let params = SasrecParams {
         epochs,
         ..SasrecParams::default()
@@ -140,7 +146,7 @@ fn sessions(rows: &[(String, String, f32, i64)], args: &[String]) {
     let popular: Vec<f32> = train.item_counts().into_iter().map(|c| c as f32).collect();
     let top = popular.iter().copied().fold(1.0, f32::max);
     let (indptr, items) = marquee_models::sasrec::sequences(&all);
-    for keep in [usize::MAX, 5] {
+    for keep in [usize::MAX, 50, 30, 20, 10, 5, 3] {
         let mut sums = [[0f64; 2]; 3];
         let mut count = 0;
         let mut out = vec![0f32; all.n_items()];
