@@ -204,3 +204,49 @@ impl PostgresImport {
         })
     }
 }
+
+impl PostgresStore {
+    /// Every event in insertion order, in pages of 50,000 rows.
+    pub(crate) async fn for_each_event(
+        &self,
+        kinds: Option<&[EventKind]>,
+        each: &mut (dyn FnMut(Event) -> Result<()> + Send),
+    ) -> Result<()> {
+        const PAGE: i64 = 50_000;
+        // Events of anonymous sessions that identified as a user are that user's.
+        let linked: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities)")
+            .fetch_one(&self.pool)
+            .await?;
+        let select = if linked {
+            "SELECT e.event_id, coalesce(e.user_id, i.user_id), \
+             CASE WHEN i.user_id IS NULL THEN e.session_id END, e.item_id, e.kind, \
+             e.value, e.ts, e.context, e.seq \
+             FROM events e LEFT JOIN identities i ON i.session_id = e.session_id \
+             WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+                .to_owned()
+        } else {
+            format!("{EVENT_SELECT} WHERE seq > $1 ORDER BY seq LIMIT $2")
+        };
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(AssertSqlSafe(select.clone()))
+                .bind(after)
+                .bind(PAGE)
+                .fetch_all(&self.pool)
+                .await?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            after = last.try_get(8)?;
+            for row in &rows {
+                let event = event_from_row(row)?;
+                if kinds.is_none_or(|k| k.contains(&event.kind)) {
+                    each(event)?;
+                }
+            }
+            if (rows.len() as i64) < PAGE {
+                return Ok(());
+            }
+        }
+    }
+}

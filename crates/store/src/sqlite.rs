@@ -81,3 +81,94 @@ impl SqliteStore {
         Ok(Self::with_pool(pool))
     }
 }
+
+/// One event as a page of [`SqliteStore::for_each_event`] holds it: event id, user,
+/// session, item, kind, value, time (ms), context.
+type JsonEvent = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<f64>,
+    i64,
+    Option<serde_json::Value>,
+);
+
+impl SqliteStore {
+    /// Every event in insertion order, read in pages of 50,000 that SQLite hands over as one
+    /// JSON array each. A page as rows costs sqlx about 3.7 µs per row (a row object per
+    /// event, sent across its worker thread); as one text it is one value, parsed here.
+    pub(crate) async fn for_each_event(
+        &self,
+        kinds: Option<&[marquee_domain::EventKind]>,
+        each: &mut (dyn FnMut(marquee_domain::Event) -> Result<()> + Send),
+    ) -> Result<()> {
+        use crate::sql::{corrupt, from_ms};
+        use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId};
+        use sqlx::Row;
+        const PAGE: i64 = 50_000;
+        // Events of anonymous sessions that identified as a user are that user's.
+        let linked: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities)")
+            .fetch_one(&self.pool)
+            .await?;
+        let page = if linked {
+            "SELECT e.event_id AS event_id, coalesce(e.user_id, i.user_id) AS user_id, \
+             CASE WHEN i.user_id IS NULL THEN e.session_id END AS session_id, \
+             e.item_id AS item_id, e.kind AS kind, e.value AS value, e.ts AS ts, \
+             e.context AS context, e.seq AS seq \
+             FROM events e LEFT JOIN identities i ON i.session_id = e.session_id \
+             WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
+        } else {
+            "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context, seq \
+             FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        };
+        let select = format!(
+            "SELECT json_group_array(json_array(event_id, user_id, session_id, item_id, kind, \
+             value, ts, json(context)) ORDER BY seq), max(seq), count(*) FROM ({page})"
+        );
+        let mut after = 0i64;
+        loop {
+            let row = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
+                .bind(after)
+                .bind(PAGE)
+                .fetch_one(&self.pool)
+                .await?;
+            let count: i64 = row.try_get(2)?;
+            if count == 0 {
+                return Ok(());
+            }
+            after = row.try_get(1)?;
+            let text: String = row.try_get(0)?;
+            let events: Vec<JsonEvent> = serde_json::from_str(&text)
+                .map_err(|e| crate::Error::Corrupt(format!("a page of events: {e}")))?;
+            for (id, user, session, item, kind, value, ts, context) in events {
+                let kind = EventKind::parse(&kind).map_err(corrupt)?;
+                if !kinds.is_none_or(|k| k.contains(&kind)) {
+                    continue;
+                }
+                let actor = match (user, session) {
+                    (Some(user), _) => Actor::User(UserId::new(user).map_err(corrupt)?),
+                    (None, Some(s)) => Actor::Session(SessionId::new(s).map_err(corrupt)?),
+                    (None, None) => {
+                        return Err(crate::Error::Corrupt(
+                            "an event has neither user nor session".into(),
+                        ));
+                    }
+                };
+                each(Event {
+                    id: EventId::new(id).map_err(corrupt)?,
+                    actor,
+                    item: item.map(ItemId::new).transpose().map_err(corrupt)?,
+                    kind,
+                    value: value.map(|v| v as f32),
+                    timestamp: from_ms(ts)?,
+                    context,
+                })?;
+            }
+            if count < PAGE {
+                return Ok(());
+            }
+        }
+    }
+}

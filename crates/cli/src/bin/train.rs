@@ -17,8 +17,10 @@ use std::sync::atomic::Ordering;
 /// precision, recall, nDCG, MAP and coverage for every model, refits the best one on all the
 /// data and writes it to `<output_dir>/<name>/<version>/` with `report.html`.
 ///
-/// Models: popularity, trending, item_knn, ease, als (the default list), and bpr and two_tower
-/// (trained with burn on the CPU; ask for them with `--set models=...`). Without --config,
+/// Models: popularity, trending, item_knn, ease, als (the default list), and bpr, two_tower and
+/// sasrec (trained with burn on the CPU; ask for them with `--set models=...`). sasrec, the
+/// next-item sequence model, is measured with `--set split.method=leave_last_out` (each user's
+/// newest item held out). Without --config,
 /// `training/default.toml` is used if it exists, else the built-in defaults (the default
 /// models, the store at DATABASE_URL). Ctrl-C stops cleanly: nothing is written.
 #[derive(Debug, Parser)]
