@@ -80,22 +80,6 @@ impl Engine {
             scores.resize(m.n_items(), 0.0);
             let seen: &[u32] = if filters.include_seen { &[] } else { items };
             let model = &m.artifact.model;
-            if let Model::Sasrec(sasrec) = model {
-                // A sequence model reads the order: the training sequence, then what happened
-                // since, oldest first.
-                let sequence = ordered_history(m, sasrec, row, recent.iter().filter(is_fresh), now);
-                sasrec.score_sequence(&sequence, scores);
-                let out = rank(
-                    &state,
-                    scores,
-                    seen,
-                    k,
-                    filters,
-                    explain.then_some(now),
-                    blocked,
-                )?;
-                return Ok(answer(m, Basis::Personal, out));
-            }
             if let Some((factors, width)) = model.item_factors() {
                 let stored = row
                     .filter(|_| !any_fresh)
@@ -134,7 +118,16 @@ impl Engine {
                 Some((dense, weighted)) => {
                     marquee_models::ItemItem::score_dense(dense, now, *weighted, scores);
                 }
-                None => model.score(row.unwrap_or(0), now, scores),
+                None => match model {
+                    // A sequence model reads the order: the training sequence, then what
+                    // happened since, oldest first.
+                    Model::Sasrec(sasrec) => {
+                        let fresh = recent.iter().filter(is_fresh);
+                        let sequence = ordered_history(m, sasrec, row, fresh, now);
+                        sasrec.score_sequence(&sequence, scores);
+                    }
+                    _ => model.score(row.unwrap_or(0), now, scores),
+                },
             }
             let out = rank(
                 &state,
