@@ -679,6 +679,12 @@ mod tests {
         let sasrec = s.candidates("sasrec");
         assert_eq!(sasrec.len(), 2);
         assert!(matches!(sasrec[1], Candidate::Sasrec(p) if p.dim == 64 && p.max_len == 20));
+        // The table shows the parameters as set, not their f64 widening.
+        let shown = crate::train::params_text(&sasrec[1]);
+        assert!(
+            shown.contains("dropout=0.2 ") && shown.contains("learning_rate=0.001 "),
+            "{shown}"
+        );
 
         let err = |set: &str| format!("{:#}", TrainConfig::load(None, &[set.into()]).unwrap_err());
         assert!(err("als.factor=3").contains("unknown field `factor`"));

@@ -675,7 +675,11 @@ pub fn params_text(c: &Candidate) -> String {
         .map(|o| {
             o.iter()
                 .filter(|(k, _)| *k != "model")
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| match v.as_f64() {
+                    // Parameters are f32: shown as such (0.2, not 0.20000000298023224).
+                    Some(x) if v.is_f64() => format!("{k}={}", x as f32),
+                    _ => format!("{k}={v}"),
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         })
