@@ -23,20 +23,16 @@ impl Engine {
                 self.state.load().model.artifact.model,
                 marquee_models::Model::Sasrec(_)
             );
-            rows.push(if sequential {
-                HomeRow {
-                    id: "up_next",
-                    title: "Up next for you".into(),
-                    about: None,
-                    items: picks.items,
-                }
+            let (id, title) = if sequential {
+                ("up_next", "Up next for you")
             } else {
-                HomeRow {
-                    id: "top_picks",
-                    title: "Top picks for you".into(),
-                    about: None,
-                    items: picks.items,
-                }
+                ("top_picks", "Top picks for you")
+            };
+            rows.push(HomeRow {
+                id,
+                title: title.into(),
+                about: None,
+                items: picks.items,
             });
         }
         let latest = self.latest_item(user, recent);

@@ -290,8 +290,6 @@ impl Engine {
     }
 }
 
-/// The user's training row plus the weights of new events, summed per item, pairs at or
-/// below zero dropped, sorted by item, into `items` and `values`.
 /// The fewest known items an anonymous session needs before a SASRec model answers it; shorter
 /// sessions get the item-kNN answer. Measured on MovieLens small (61 users held out of
 /// training, the newest item of each the target, a session their items before it), nDCG@10
@@ -357,6 +355,8 @@ fn session_sequence(
     )
 }
 
+/// The user's training row plus the weights of new events, summed per item, pairs at or
+/// below zero dropped, sorted by item, into `items` and `values`.
 pub(crate) fn combine_history<'e>(
     m: &Loaded,
     row: Option<usize>,
