@@ -364,10 +364,18 @@ pub fn run(config: &TrainConfig, data: TrainingData) -> Result<TrainOutcome> {
         events.len(),
         orders.len()
     ));
-    let matrix =
-        marquee_pipelines::interactions(&events, &orders, &config.features.settings(), None)
-            .context("building the interaction matrix")?;
-    let (top_items, top_pairs) = item_tables(&events, &orders)?;
+    // The report's item tables are built beside the matrix, on a second thread.
+    let (matrix, tables) = std::thread::scope(|scope| {
+        let tables = scope.spawn(|| item_tables(&events, &orders));
+        let matrix =
+            marquee_pipelines::interactions(&events, &orders, &config.features.settings(), None);
+        (matrix, tables.join())
+    });
+    let matrix = matrix.context("building the interaction matrix")?;
+    let (top_items, top_pairs) = match tables {
+        Ok(tables) => tables?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     building.finish_and_clear();
     drop((events, orders));
     phases.lap("features");

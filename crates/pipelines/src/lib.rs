@@ -22,8 +22,10 @@ pub use stats::{co_purchase, item_stats};
 
 pub use marquee_domain::EventWeights;
 use marquee_domain::{Actor, Event, Order, Timestamp};
-use marquee_models::Interactions;
+use marquee_models::{IdMap, Interactions};
 use polars::prelude::*;
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// What went wrong in a pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -72,27 +74,147 @@ fn actor_key(actor: &Actor) -> String {
     actor.interaction_key()
 }
 
+/// [`Actor::interaction_key`], borrowed for a user.
+fn actor_name(actor: &Actor) -> Cow<'_, str> {
+    match actor {
+        Actor::User(u) => Cow::Borrowed(u.as_str()),
+        session => Cow::Owned(session.interaction_key()),
+    }
+}
+
 /// Builds the weighted users × items matrix from events and orders. Time decay is measured
 /// from `reference` (default: the newest event or order).
+///
+/// Computes what [`weighted_frame`] computes, with the same user and item numbering (users
+/// in byte order of their keys, items in order of first appearance in the frame's rows), in
+/// plain Rust over interned ids: the frame's string group-by and sort took most of `train`'s
+/// feature time, and the matrix needs only indices.
 pub fn interactions(
     events: &[Event],
     orders: &[Order],
     settings: &InteractionSettings,
     reference: Option<Timestamp>,
 ) -> Result<Interactions> {
-    let frame = weighted_frame(events, orders, settings, reference)?;
-    let users = frame.column("user")?.str()?.clone();
-    let items = frame.column("item")?.str()?.clone();
-    let weights = frame.column("weight")?.cast(&DataType::Float32)?;
-    let weights = weights.f32()?;
-    let times = frame.column("last_ts")?.i64()?.clone();
-    let rows = users
-        .iter()
-        .zip(items.iter())
-        .zip(weights.iter())
-        .zip(times.iter())
-        .filter_map(|(((u, i), w), t)| Some((u?, i?, w?, t.unwrap_or(0))));
-    Ok(Interactions::from_timed_triplets(rows))
+    check_half_life(settings)?;
+    let w = &settings.weights;
+    let mut users = Names::default();
+    let mut items = Names::default();
+    // (user, item, weight, time in Unix ms), numbered in order of first sight for now.
+    let mut rows: Vec<(u32, u32, f64, i64)> = Vec::with_capacity(events.len());
+    for e in events {
+        let Some(it) = &e.item else { continue };
+        rows.push((
+            users.intern(actor_name(&e.actor)),
+            items.intern(Cow::Borrowed(it.as_str())),
+            f64::from(w.weight(e.kind, e.value)),
+            e.timestamp.timestamp_millis(),
+        ));
+    }
+    if settings.use_orders {
+        for o in orders {
+            let Some(u) = &o.user else { continue };
+            let sign = if o.status.is_reversal() { -1.0 } else { 1.0 };
+            let user = users.intern(Cow::Borrowed(u.as_str()));
+            for line in &o.lines {
+                rows.push((
+                    user,
+                    items.intern(Cow::Borrowed(line.item.as_str())),
+                    f64::from(sign * w.purchase),
+                    o.created_at.timestamp_millis(),
+                ));
+            }
+        }
+    }
+    if let Some(days) = settings.half_life_days.filter(|&h| h > 0.0) {
+        let newest = rows.iter().map(|r| r.3).max().unwrap_or(0);
+        let reference = reference.map_or(newest, |r| r.timestamp_millis());
+        let half_life_ms = days * 86_400_000.0;
+        for r in &mut rows {
+            r.2 *= 0.5f64.powf((reference - r.3) as f64 / half_life_ms);
+        }
+    }
+    // Sum per pair in (user, item) byte order, as the frame's group-by and sort do.
+    let (user_rank, item_rank) = (users.ranks(), items.ranks());
+    for r in &mut rows {
+        r.0 = user_rank[r.0 as usize];
+        r.1 = item_rank[r.1 as usize];
+    }
+    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    let mut pairs: Vec<(u32, u32, f64, i64)> = Vec::with_capacity(rows.len());
+    for (u, i, weight, t) in rows {
+        match pairs.last_mut() {
+            Some(last) if last.0 == u && last.1 == i => {
+                last.2 += weight;
+                last.3 = last.3.max(t);
+            }
+            _ => pairs.push((u, i, weight, t)),
+        }
+    }
+    pairs.retain(|p| p.2 > 0.0);
+    // Final numbering: users in byte order, items in order of first appearance.
+    let (user_names, item_names) = (users.sorted(), items.sorted());
+    let mut user_ids = IdMap::default();
+    let mut item_ids = IdMap::default();
+    let coo = pairs
+        .into_iter()
+        .map(|(u, i, weight, t)| {
+            (
+                user_ids.intern(user_names[u as usize]),
+                item_ids.intern(item_names[i as usize]),
+                weight as f32,
+                t,
+            )
+        })
+        .collect();
+    Ok(Interactions::from_timed_coo(user_ids, item_ids, coo))
+}
+
+/// Names numbered in order of first sight, borrowed where the caller's data lives long
+/// enough.
+#[derive(Default)]
+pub(crate) struct Names<'a> {
+    index: HashMap<Cow<'a, str>, u32>,
+    names: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Names<'a> {
+    pub(crate) fn intern(&mut self, name: Cow<'a, str>) -> u32 {
+        if let Some(&n) = self.index.get(name.as_ref()) {
+            return n;
+        }
+        let n = self.names.len() as u32;
+        self.index.insert(name.clone(), n);
+        self.names.push(name);
+        n
+    }
+
+    /// The names in byte order.
+    pub(crate) fn sorted(&self) -> Vec<&str> {
+        let mut sorted: Vec<&str> = self.names.iter().map(|n| n.as_ref()).collect();
+        sorted.sort_unstable();
+        sorted
+    }
+
+    /// Each name's position in byte order.
+    pub(crate) fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut rank = vec![0; order.len()];
+        for (r, &n) in order.iter().enumerate() {
+            rank[n as usize] = r as u32;
+        }
+        rank
+    }
+}
+
+fn check_half_life(settings: &InteractionSettings) -> Result<()> {
+    match settings.half_life_days {
+        Some(h) if h.is_nan() || h < 0.0 => Err(Error::Setting {
+            name: "half_life_days",
+            message: format!("{h} is not zero or positive"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The (user, item, weight, last_ts) frame behind [`interactions`], sorted by user and item;
@@ -103,14 +225,7 @@ pub fn weighted_frame(
     settings: &InteractionSettings,
     reference: Option<Timestamp>,
 ) -> Result<DataFrame> {
-    if let Some(h) = settings.half_life_days
-        && (h.is_nan() || h < 0.0)
-    {
-        return Err(Error::Setting {
-            name: "half_life_days",
-            message: format!("{h} is not zero or positive"),
-        });
-    }
+    check_half_life(settings)?;
     let w = &settings.weights;
     let mut user = Vec::with_capacity(events.len());
     let mut item = Vec::with_capacity(events.len());
@@ -207,36 +322,7 @@ mod tests {
     /// (cancellations and refunds).
     #[test]
     fn plain_pair_weights_equal_the_pipeline() {
-        let mut rng = marquee_domain::rng::SeededRng::new(7);
-        let kinds = EventKind::ALL;
-        let mut events = Vec::new();
-        let mut orders = Vec::new();
-        for n in 0..2_000 {
-            let user = format!("u{}", rng.index(40));
-            let item = format!("i{}", rng.index(30));
-            let kind = kinds[rng.index(kinds.len())];
-            let value = match kind {
-                EventKind::Rating => Some(1.0 + rng.index(9) as f32 / 2.0),
-                EventKind::Dwell => Some(rng.index(600) as f32),
-                _ => None,
-            };
-            let mut e = event(&user, &item, kind, value, rng.index(60) as i64);
-            e.id = EventId::new(format!("e{n}")).unwrap();
-            if rng.chance(0.1) {
-                e.actor = Actor::Session(SessionId::new(format!("s{}", rng.index(5))).unwrap());
-            }
-            events.push(e);
-            if rng.chance(0.2) {
-                let status = [
-                    OrderStatus::Paid,
-                    OrderStatus::Cancelled,
-                    OrderStatus::Refunded,
-                ][rng.index(3)];
-                let mut o = order(&user, &item, status);
-                o.id = OrderId::new(format!("o{n}")).unwrap();
-                orders.push(o);
-            }
-        }
+        let (events, orders) = random_behaviour(7, 2_000);
         let settings = InteractionSettings::default();
         let x = interactions(&events, &orders, &settings, None).unwrap();
         let mut plain = marquee_domain::PairWeights::new(settings.weights);
@@ -265,6 +351,80 @@ mod tests {
             v
         };
         assert_eq!(key(&x), key(&y));
+    }
+
+    /// Random events (sessions, ratings, dwell) over 60 days and orders (cancellations and
+    /// refunds).
+    fn random_behaviour(seed: u64, n: usize) -> (Vec<Event>, Vec<Order>) {
+        let mut rng = marquee_domain::rng::SeededRng::new(seed);
+        let kinds = EventKind::ALL;
+        let mut events = Vec::new();
+        let mut orders = Vec::new();
+        for k in 0..n {
+            let user = format!("u{}", rng.index(40));
+            let item = format!("i{}", rng.index(30));
+            let kind = kinds[rng.index(kinds.len())];
+            let value = match kind {
+                EventKind::Rating => Some(1.0 + rng.index(9) as f32 / 2.0),
+                EventKind::Dwell => Some(rng.index(600) as f32),
+                _ => None,
+            };
+            let mut e = event(&user, &item, kind, value, rng.index(60) as i64);
+            e.id = EventId::new(format!("e{k}")).unwrap();
+            if rng.chance(0.1) {
+                e.actor = Actor::Session(SessionId::new(format!("s{}", rng.index(5))).unwrap());
+            }
+            events.push(e);
+            if rng.chance(0.2) {
+                let status = [
+                    OrderStatus::Paid,
+                    OrderStatus::Cancelled,
+                    OrderStatus::Refunded,
+                ][rng.index(3)];
+                let mut o = order(&user, &item, status);
+                o.id = OrderId::new(format!("o{k}")).unwrap();
+                orders.push(o);
+            }
+        }
+        (events, orders)
+    }
+
+    /// The matrix equals the Polars frame's, numbering included (models are seeded by index,
+    /// so a different numbering would change what they compute), with and without decay.
+    #[test]
+    fn the_matrix_equals_the_polars_frame_numbering_included() {
+        for (seed, half_life) in [(3, None), (4, Some(7.0)), (5, Some(0.0))] {
+            let (events, orders) = random_behaviour(seed, 3_000);
+            let settings = InteractionSettings {
+                half_life_days: half_life,
+                ..InteractionSettings::default()
+            };
+            let x = interactions(&events, &orders, &settings, None).unwrap();
+            let frame = weighted_frame(&events, &orders, &settings, None).unwrap();
+            let users = frame.column("user").unwrap().str().unwrap().clone();
+            let items = frame.column("item").unwrap().str().unwrap().clone();
+            let weights = frame.column("weight").unwrap();
+            let weights = weights.cast(&DataType::Float32).unwrap();
+            let weights = weights.f32().unwrap().clone();
+            let times = frame.column("last_ts").unwrap().i64().unwrap().clone();
+            let y = Interactions::from_timed_triplets(
+                users
+                    .iter()
+                    .zip(items.iter())
+                    .zip(weights.iter())
+                    .zip(times.iter())
+                    .map(|(((u, i), w), t)| (u.unwrap(), i.unwrap(), w.unwrap(), t.unwrap())),
+            );
+            assert!(x.nnz() > 500, "{}", x.nnz());
+            assert_eq!(x.users.ids(), y.users.ids());
+            assert_eq!(x.items.ids(), y.items.ids());
+            let (a, b): (Vec<_>, Vec<_>) = (x.entries().collect(), y.entries().collect());
+            assert_eq!(a.len(), b.len());
+            for ((u, i, w, t), (u2, i2, w2, t2)) in a.into_iter().zip(b) {
+                assert_eq!((u, i, t), (u2, i2, t2));
+                assert!((w - w2).abs() <= 1e-5 * w2.abs().max(1.0), "{w} != {w2}");
+            }
+        }
     }
 
     #[test]

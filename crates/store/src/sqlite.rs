@@ -127,18 +127,32 @@ impl SqliteStore {
             "SELECT json_group_array(json_array(event_id, user_id, session_id, item_id, kind, \
              value, ts, json(context)) ORDER BY seq), max(seq), count(*) FROM ({page})"
         );
-        let mut after = 0i64;
-        loop {
-            let row = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
-                .bind(after)
-                .bind(PAGE)
-                .fetch_one(&self.pool)
-                .await?;
+        // The next page is asked for before this one is parsed, so SQLite (on sqlx's worker
+        // thread) builds it while this thread parses.
+        let fetch = |after: i64| {
+            let (pool, select) = (self.pool.clone(), select.clone());
+            tokio::spawn(async move {
+                sqlx::query(sqlx::AssertSqlSafe(select))
+                    .bind(after)
+                    .bind(PAGE)
+                    .fetch_one(&pool)
+                    .await
+            })
+        };
+        let mut pending = Some(fetch(0));
+        while let Some(page) = pending.take() {
+            let row = match page.await {
+                Ok(row) => row?,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => return Err(sqlx::Error::WorkerCrashed.into()),
+            };
             let count: i64 = row.try_get(2)?;
             if count == 0 {
                 return Ok(());
             }
-            after = row.try_get(1)?;
+            if count == PAGE {
+                pending = Some(fetch(row.try_get(1)?));
+            }
             let text: String = row.try_get(0)?;
             let events: Vec<JsonEvent> = serde_json::from_str(&text)
                 .map_err(|e| crate::Error::Corrupt(format!("a page of events: {e}")))?;
@@ -166,9 +180,7 @@ impl SqliteStore {
                     context,
                 })?;
             }
-            if count < PAGE {
-                return Ok(());
-            }
         }
+        Ok(())
     }
 }

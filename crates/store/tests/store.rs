@@ -52,6 +52,7 @@ on_both_backends!(
     segment_runs_round_trip,
     new_events_are_found_by_polling,
     large_event_loads_keep_order_retries_and_text,
+    event_reads_span_pages_in_order,
     impressions_keep_their_items_in_order_once,
     experiments_round_trip_and_refuse_clashes,
     placements_are_saved_replaced_and_deleted,
@@ -983,6 +984,39 @@ async fn large_event_loads_keep_order_retries_and_text(db: TestDatabase) {
     let mut expected: Vec<Event> = events[..12_000].to_vec();
     expected.remove(3);
     assert_eq!(&back[1..], &expected[..]);
+}
+
+/// Events are read back in pages of 50,000: two full pages (the read ends on an empty
+/// page), then one more event (it ends on a short page), all in insertion order.
+async fn event_reads_span_pages_in_order(db: TestDatabase) {
+    let store = db.open().await;
+    let event = |i: usize| {
+        let mut e = view(&format!("p{i:06}"), &format!("u{}", i % 89), "A", 1);
+        e.context = None;
+        e
+    };
+    let events: Vec<Event> = (0..100_000).map(event).collect();
+    for chunk in events.chunks(20_000) {
+        store.insert_events(chunk).await.unwrap();
+    }
+    let read = || async {
+        let mut back = Vec::new();
+        store
+            .for_each_event(None, |e| {
+                back.push(e.id.as_str().to_owned());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        back
+    };
+    let expected: Vec<String> = events.iter().map(|e| e.id.as_str().to_owned()).collect();
+    assert_eq!(read().await, expected);
+    store.insert_events(&[event(100_000)]).await.unwrap();
+    let back = read().await;
+    assert_eq!(back.len(), 100_001);
+    assert_eq!(back[100_000], "p100000");
+    assert_eq!(back[..100_000], expected[..]);
 }
 
 async fn impressions_keep_their_items_in_order_once(db: TestDatabase) {
