@@ -89,10 +89,6 @@ fn dot_with<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     (v[0] + v[2]) + (v[1] + v[3]) + tail
 }
 
-/// Item factor matrices above this size are gathered per block before the CG steps (see
-/// `solve_block`); smaller ones are read in place, from cache.
-const GATHER_ABOVE_BYTES: usize = 8 << 20;
-
 /// `a · b + c`, fused when `FMA`.
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -101,9 +97,100 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 
 /// `y += a · x`, fused when `FMA`.
 #[inline(always)]
+#[allow(unsafe_code)]
 fn axpy<const FMA: bool>(y: &mut [f32], a: f32, x: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: `FMA` code runs only on processors with AVX2 and FMA (`solve_rows`).
+        unsafe { avx2::axpy(y, a, x) };
+        return;
+    }
     for (yv, xv) in y.iter_mut().zip(x) {
         *yv = madd::<FMA>(a, *xv, *yv);
+    }
+}
+
+/// [`dot`] where `FMA` code may use AVX2 (see [`axpy`]).
+#[inline(always)]
+#[allow(unsafe_code)]
+fn dot_fast<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: as in `axpy`.
+        return unsafe { avx2::dot(a, b) };
+    }
+    dot_with::<FMA>(a, b)
+}
+
+/// Dot product and `y += a · x` written for AVX2 and FMA: eight lanes per instruction, four
+/// independent sums. Left to itself the compiler turned `dot_with` into two-lane loads.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// # Safety
+    /// The processor must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut k = 0;
+        let mut total;
+        // SAFETY: every load reads 8 floats at k + 8 · j < n from both slices.
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            while k + 32 <= n {
+                for (j, s) in acc.iter_mut().enumerate() {
+                    let (x, y) = (
+                        _mm256_loadu_ps(pa.add(k + 8 * j)),
+                        _mm256_loadu_ps(pb.add(k + 8 * j)),
+                    );
+                    *s = _mm256_fmadd_ps(x, y, *s);
+                }
+                k += 32;
+            }
+            while k + 8 <= n {
+                acc[0] = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(k)),
+                    _mm256_loadu_ps(pb.add(k)),
+                    acc[0],
+                );
+                k += 8;
+            }
+            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+            let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+            total = _mm_cvtss_f32(q);
+        }
+        for (x, y) in a[k..n].iter().zip(&b[k..n]) {
+            total = x.mul_add(*y, total);
+        }
+        total
+    }
+
+    /// # Safety
+    /// The processor must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+        let n = y.len().min(x.len());
+        let (py, px) = (y.as_mut_ptr(), x.as_ptr());
+        let mut k = 0;
+        // SAFETY: every load and store touches 8 floats at k < n of both slices.
+        unsafe {
+            let av = _mm256_set1_ps(a);
+            while k + 8 <= n {
+                let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(px.add(k)), _mm256_loadu_ps(py.add(k)));
+                _mm256_storeu_ps(py.add(k), v);
+                k += 8;
+            }
+        }
+        for (yv, xv) in y[k..n].iter_mut().zip(&x[k..n]) {
+            *yv = a.mul_add(*xv, *yv);
+        }
     }
 }
 
@@ -126,55 +213,44 @@ fn gram(y: &[f32], f: usize, lambda: f32) -> Vec<f32> {
     g
 }
 
-/// Per-worker buffers of one block of rows (no allocation per row or per sweep step).
+/// Per-worker buffers of one row's conjugate-gradient solve (no allocation per row).
 struct Scratch {
     r: Vec<f32>,
     p: Vec<f32>,
     ap: Vec<f32>,
-    rs: Vec<f32>,
-    active: Vec<bool>,
-    /// The block's observed item vectors, copied together once per sweep so that the CG
-    /// steps read them from cache instead of from all over `Y`.
-    gathered: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(rows: usize, f: usize) -> Self {
+    fn new(f: usize) -> Self {
         Self {
-            r: vec![0.0; rows * f],
-            p: vec![0.0; rows * f],
-            ap: vec![0.0; rows * f],
-            rs: vec![0.0; rows],
-            active: vec![true; rows],
-            gathered: Vec::new(),
+            r: vec![0.0; f],
+            p: vec![0.0; f],
+            ap: vec![0.0; f],
         }
     }
 }
 
-/// `out = m · YᵀY` for a block of row vectors (row-major `rows × f`), as one matrix product:
-/// `YᵀY` is symmetric, so row `u` of the product is `YᵀY x_u`.
-fn times_gram(out: &mut [f32], m: &[f32], yty: &[f32], f: usize, scale: f32) {
-    let rows = m.len() / f;
-    matmul(
-        MatMut::from_row_major_slice_mut(out, rows, f),
-        Accum::Replace,
-        MatRef::from_row_major_slice(m, rows, f),
-        MatRef::from_row_major_slice(yty, f, f),
-        scale,
-        Par::Seq,
-    );
+/// `out = scale · G v` for the symmetric f × f matrix `g` (row-major): one dot product per
+/// entry.
+#[inline(always)]
+fn times_gram<const FMA: bool>(out: &mut [f32], g: &[f32], v: &[f32], scale: f32) {
+    let f = v.len();
+    for (o, row) in out.iter_mut().zip(g.chunks_exact(f)) {
+        *o = scale * dot_fast::<FMA>(row, v);
+    }
 }
 
-/// Improves the factors `xs` of a block of rows (starting at row `first`) towards the
+/// Improves the factors `xs` of consecutive rows (starting at row `first`) towards the
 /// solutions of `(YᵀY + λI + Yᵀ(C_u − I)Y) x_u = Yᵀ C_u p_u` with `steps` conjugate-gradient
-/// steps. The dense `YᵀY` products of the whole block are one matrix product per step; only
-/// the observed items of each row are visited one by one.
+/// steps each.
 ///
+/// A row's steps run one after another, so its observed item vectors come from memory once
+/// and from cache for the following steps (for MovieLens-1M's ~130 items per user, 33 KB).
 /// On processors with AVX2 and FMA the same code is compiled for them (8 lanes, fused
 /// multiply-adds) and chosen at run time; the observed-item loops are where dense users spend
 /// the fit.
 #[allow(clippy::too_many_arguments, unsafe_code)]
-fn solve_block(
+fn solve_rows(
     xs: &mut [f32],
     first: usize,
     matrix: &Interactions,
@@ -187,17 +263,16 @@ fn solve_block(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the processor has AVX2 and FMA, checked just above.
-        unsafe { solve_block_avx2_fma(xs, first, matrix, y, yty, alpha, steps, s) };
+        unsafe { solve_rows_avx2_fma(xs, first, matrix, y, yty, alpha, steps, s) };
         return;
     }
-    let gather = std::mem::size_of_val(y) > GATHER_ABOVE_BYTES;
-    solve_block_body::<false>(xs, first, matrix, y, yty, alpha, steps, s, gather);
+    solve_rows_body::<false>(xs, first, matrix, y, yty, alpha, steps, s);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-fn solve_block_avx2_fma(
+fn solve_rows_avx2_fma(
     xs: &mut [f32],
     first: usize,
     matrix: &Interactions,
@@ -207,13 +282,12 @@ fn solve_block_avx2_fma(
     steps: usize,
     s: &mut Scratch,
 ) {
-    let gather = std::mem::size_of_val(y) > GATHER_ABOVE_BYTES;
-    solve_block_body::<true>(xs, first, matrix, y, yty, alpha, steps, s, gather);
+    solve_rows_body::<true>(xs, first, matrix, y, yty, alpha, steps, s);
 }
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn solve_block_body<const FMA: bool>(
+fn solve_rows_body<const FMA: bool>(
     xs: &mut [f32],
     first: usize,
     matrix: &Interactions,
@@ -222,98 +296,48 @@ fn solve_block_body<const FMA: bool>(
     alpha: f32,
     steps: usize,
     s: &mut Scratch,
-    gather: bool,
 ) {
     let f = yty.len().isqrt();
-    let rows = xs.len() / f;
-    let (r, p, ap) = (
-        &mut s.r[..rows * f],
-        &mut s.p[..rows * f],
-        &mut s.ap[..rows * f],
-    );
-    let (rs, active) = (&mut s.rs[..rows], &mut s.active[..rows]);
-    // `gather`: copy the block's observed item vectors together first, worth it only when `Y`
-    // is too large to stay in cache (for MovieLens-1M's 3,706 items, under 1 MB, the copy
-    // cost a fifth of the fit and saved nothing).
-    let gathered = &mut s.gathered;
-    gathered.clear();
-    if gather {
-        for row in 0..rows {
-            for &i in matrix.row(first + row).items {
-                let i = i as usize;
-                gathered.extend_from_slice(&y[i * f..(i + 1) * f]);
-            }
-        }
-    }
-    let gathered = &gathered[..];
-    // The vector of the `j`-th observed item of the block, whose id is `i`.
-    let item = |j: usize, i: u32| -> &[f32] {
-        if gather {
-            &gathered[j * f..(j + 1) * f]
-        } else {
-            let i = i as usize;
-            &y[i * f..(i + 1) * f]
-        }
+    let (r, p, ap) = (&mut s.r[..f], &mut s.p[..f], &mut s.ap[..f]);
+    let item = |i: u32| -> &[f32] {
+        let i = i as usize;
+        &y[i * f..(i + 1) * f]
     };
-    // r = b − A x
-    times_gram(r, xs, yty, f, -1.0);
-    let mut at = 0;
-    for row in 0..rows {
-        let x = &xs[row * f..(row + 1) * f];
-        let ru = &mut r[row * f..(row + 1) * f];
+    for (row, x) in xs.chunks_exact_mut(f).enumerate() {
         let observed = matrix.row(first + row);
-        for (j, (&i, &w)) in observed.items.iter().zip(observed.values).enumerate() {
-            let yi = item(at + j, i);
+        // r = b − A x
+        times_gram::<FMA>(r, yty, x, -1.0);
+        for (&i, &w) in observed.items.iter().zip(observed.values) {
+            let yi = item(i);
             let c = 1.0 + alpha * w;
-            let coef = c - (c - 1.0) * dot_with::<FMA>(yi, x);
-            axpy::<FMA>(ru, coef, yi);
+            let coef = c - (c - 1.0) * dot_fast::<FMA>(yi, x);
+            axpy::<FMA>(r, coef, yi);
         }
-        at += observed.items.len();
-        rs[row] = dot_with::<FMA>(ru, ru);
-        active[row] = true;
-    }
-    p.copy_from_slice(r);
-    for _ in 0..steps {
-        times_gram(ap, p, yty, f, 1.0);
-        let mut at = 0;
-        for row in 0..rows {
-            let observed = matrix.row(first + row);
-            let start = at;
-            at += observed.items.len();
-            if !active[row] || rs[row] < 1e-20 {
-                active[row] = false;
-                continue;
+        let mut rs = dot_fast::<FMA>(r, r);
+        p.copy_from_slice(r);
+        for _ in 0..steps {
+            if rs < 1e-20 {
+                break;
             }
-            let span = row * f..(row + 1) * f;
-            let pu = &p[span.clone()];
-            let apu = &mut ap[span.clone()];
-            for (j, (&i, &w)) in observed.items.iter().zip(observed.values).enumerate() {
-                let yi = item(start + j, i);
-                let coef = alpha * w * dot_with::<FMA>(yi, pu);
-                axpy::<FMA>(apu, coef, yi);
+            times_gram::<FMA>(ap, yty, p, 1.0);
+            for (&i, &w) in observed.items.iter().zip(observed.values) {
+                let yi = item(i);
+                let coef = alpha * w * dot_fast::<FMA>(yi, p);
+                axpy::<FMA>(ap, coef, yi);
             }
-            let denom = dot_with::<FMA>(pu, apu);
+            let denom = dot_fast::<FMA>(p, ap);
             if denom <= 0.0 || !denom.is_finite() {
-                active[row] = false;
-                continue;
+                break;
             }
-            let step = rs[row] / denom;
-            let x = &mut xs[span.clone()];
-            let ru = &mut r[span.clone()];
-            for ((xa, ra), (pa, apa)) in x
-                .iter_mut()
-                .zip(ru.iter_mut())
-                .zip(pu.iter().zip(apu.iter()))
-            {
-                *xa += step * pa;
-                *ra -= step * apa;
-            }
-            let rs_new = dot_with::<FMA>(ru, ru);
-            let beta = rs_new / rs[row];
-            for (pa, ra) in p[span].iter_mut().zip(ru.iter()) {
+            let step = rs / denom;
+            axpy::<FMA>(x, step, p);
+            axpy::<FMA>(r, -step, ap);
+            let rs_new = dot_fast::<FMA>(r, r);
+            let beta = rs_new / rs;
+            for (pa, ra) in p.iter_mut().zip(r.iter()) {
                 *pa = ra + beta * *pa;
             }
-            rs[row] = rs_new;
+            rs = rs_new;
         }
     }
 }
@@ -322,14 +346,14 @@ fn sweep(target: &mut [f32], other: &[f32], matrix: &Interactions, params: &AlsP
     let f = params.factors;
     let yty = gram(other, f, params.regularization);
     let rows = target.len() / f;
-    // Blocks small enough to share out among the threads, large enough for a good product.
-    let block = (rows / (rayon::current_num_threads() * 8)).clamp(16, 256);
-    target.par_chunks_mut(block * f).enumerate().for_each_init(
-        || Scratch::new(block, f),
+    // Chunks small enough to share out among the threads.
+    let chunk = (rows / (rayon::current_num_threads() * 8)).clamp(16, 256);
+    target.par_chunks_mut(chunk * f).enumerate().for_each_init(
+        || Scratch::new(f),
         |scratch, (b, xs)| {
-            solve_block(
+            solve_rows(
                 xs,
-                b * block,
+                b * chunk,
                 matrix,
                 other,
                 &yty,
@@ -604,47 +628,42 @@ mod tests {
         assert!(Als::fit_warm(&all, other, &first, &part, |_, _| true).is_err());
     }
 
-    /// The four ways one block can be solved (fused multiply-adds or not, item vectors
-    /// gathered or read in place) reach the same factors, up to rounding.
+    /// Both ways rows can be solved (AVX2 with fused multiply-adds, or plain code) reach the
+    /// same factors, up to rounding, for a width that is not a multiple of eight as well.
     #[test]
     fn every_solve_path_agrees() {
-        let f = 16;
-        let rows: Vec<(String, String, f32)> = (0..40)
-            .flat_map(|u| (0..12).map(move |k| (u, (u * 7 + k * 5) % 60)))
-            .map(|(u, i)| (format!("u{u}"), format!("i{i}"), 1.0 + (i % 3) as f32))
-            .collect();
-        let matrix =
-            Interactions::from_triplets(rows.iter().map(|(u, i, v)| (u.as_str(), i.as_str(), *v)));
-        let n_items = matrix.n_items();
-        let y: Vec<f32> = (0..n_items * f)
-            .map(|k| ((k * 37 % 101) as f32 / 101.0 - 0.5) * 0.3)
-            .collect();
-        let yty = gram(&y, f, 2.0);
-        let start: Vec<f32> = (0..matrix.n_users() * f)
-            .map(|k| ((k * 13 % 29) as f32 / 29.0 - 0.5) * 0.1)
-            .collect();
-        let solve = |fma: bool, gather: bool| {
-            let mut xs = start.clone();
-            let mut s = Scratch::new(matrix.n_users(), f);
-            if fma {
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    solve_block(&mut xs, 0, &matrix, &y, &yty, 2.0, 3, &mut s);
-                    return xs;
+        for f in [13, 16, 40] {
+            let rows: Vec<(String, String, f32)> = (0..40)
+                .flat_map(|u| (0..12).map(move |k| (u, (u * 7 + k * 5) % 60)))
+                .map(|(u, i)| (format!("u{u}"), format!("i{i}"), 1.0 + (i % 3) as f32))
+                .collect();
+            let matrix = Interactions::from_triplets(
+                rows.iter().map(|(u, i, v)| (u.as_str(), i.as_str(), *v)),
+            );
+            let n_items = matrix.n_items();
+            let y: Vec<f32> = (0..n_items * f)
+                .map(|k| ((k * 37 % 101) as f32 / 101.0 - 0.5) * 0.3)
+                .collect();
+            let yty = gram(&y, f, 2.0);
+            let start: Vec<f32> = (0..matrix.n_users() * f)
+                .map(|k| ((k * 13 % 29) as f32 / 29.0 - 0.5) * 0.1)
+                .collect();
+            let solve = |fma: bool| {
+                let mut xs = start.clone();
+                let mut s = Scratch::new(f);
+                if fma {
+                    solve_rows(&mut xs, 0, &matrix, &y, &yty, 2.0, 3, &mut s);
+                } else {
+                    solve_rows_body::<false>(&mut xs, 0, &matrix, &y, &yty, 2.0, 3, &mut s);
                 }
-            }
-            solve_block_body::<false>(&mut xs, 0, &matrix, &y, &yty, 2.0, 3, &mut s, gather);
-            xs
-        };
-        let plain = solve(false, false);
-        assert!(
-            plain.iter().zip(&start).any(|(a, b)| (a - b).abs() > 1e-3),
-            "it moved"
-        );
-        for other in [solve(false, true), solve(true, false)] {
-            for (a, b) in plain.iter().zip(&other) {
+                xs
+            };
+            let plain = solve(false);
+            assert!(
+                plain.iter().zip(&start).any(|(a, b)| (a - b).abs() > 1e-3),
+                "it moved"
+            );
+            for (a, b) in plain.iter().zip(&solve(true)) {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + a.abs()), "{a} vs {b}");
             }
         }
