@@ -413,32 +413,48 @@ fn hot_swap_keeps_serving_and_a_bad_model_is_refused() {
     engine.swap(&v1).unwrap();
     assert_eq!(engine.version(), "v1");
 
-    // Requests keep being answered, by one version or the other, while models swap.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Requests keep being answered, by one version or the other, while models swap: each
+    // swap waits until every reader has answered since the one before, so answers and swaps
+    // interleave however the threads are scheduled.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let counts: std::sync::Arc<[AtomicUsize; 2]> = std::sync::Arc::new(Default::default());
     let readers: Vec<_> = (0..2)
-        .map(|_| {
-            let engine = engine.clone();
-            let stop = stop.clone();
+        .map(|n| {
+            let (engine, stop, counts) = (engine.clone(), stop.clone(), counts.clone());
             std::thread::spawn(move || {
-                let mut answered = 0;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     let a = engine
                         .recommend(Some(&uid("u3")), &[], 5, &Filters::default())
                         .unwrap();
                     assert!(a.model_version == "v1" || a.model_version == "v2");
                     assert_eq!(a.items.len(), 5);
-                    answered += 1;
+                    counts[n].fetch_add(1, Ordering::Relaxed);
                 }
-                answered
             })
         })
         .collect();
+    let mut seen = [0, 0];
     for n in 0..20 {
+        for (reader, last) in seen.iter_mut().enumerate() {
+            let waited = std::time::Instant::now();
+            while counts[reader].load(Ordering::Relaxed) == *last {
+                if readers[reader].is_finished() {
+                    break; // it failed: joining below reports why
+                }
+                assert!(
+                    waited.elapsed() < std::time::Duration::from_secs(60),
+                    "reader {reader} stopped answering during the swaps"
+                );
+                std::thread::yield_now();
+            }
+            *last = counts[reader].load(Ordering::Relaxed);
+        }
         engine.swap(if n % 2 == 0 { &v2 } else { &v1 }).unwrap();
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     for r in readers {
-        assert!(r.join().unwrap() > 0);
+        r.join().unwrap();
     }
     assert_eq!(engine.version(), "v1");
 

@@ -159,16 +159,81 @@ mod avx2 {
                 );
                 k += 8;
             }
-            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-            let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-            total = _mm_cvtss_f32(q);
+            total = sum(_mm256_add_ps(
+                _mm256_add_ps(acc[0], acc[1]),
+                _mm256_add_ps(acc[2], acc[3]),
+            ));
         }
         for (x, y) in a[k..n].iter().zip(&b[k..n]) {
             total = x.mul_add(*y, total);
         }
         total
+    }
+
+    /// The sum of the eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn sum(v: __m256) -> f32 {
+        let q = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)))
+    }
+
+    /// `out[j] = v · y_{items[j]}` for 64 factors: `v` stays in eight registers, and the
+    /// products of different items are independent.
+    ///
+    /// # Safety
+    /// The processor must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn item_dots_64(out: &mut [f32], v: &[f32], items: &[u32], y: &[f32]) {
+        let v = &v[..64];
+        // SAFETY: every load reads 8 floats of a 64-float slice, at offsets below 64.
+        unsafe {
+            let mut vv = [_mm256_setzero_ps(); 8];
+            for (k, r) in vv.iter_mut().enumerate() {
+                *r = _mm256_loadu_ps(v.as_ptr().add(8 * k));
+            }
+            for (o, &i) in out.iter_mut().zip(items) {
+                let row = y[i as usize * 64..][..64].as_ptr();
+                let mut a = _mm256_mul_ps(_mm256_loadu_ps(row), vv[0]);
+                let mut b = _mm256_mul_ps(_mm256_loadu_ps(row.add(8)), vv[1]);
+                for k in (2..8).step_by(2) {
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8 * k)), vv[k], a);
+                    b = _mm256_fmadd_ps(_mm256_loadu_ps(row.add(8 * k + 8)), vv[k + 1], b);
+                }
+                *o = sum(_mm256_add_ps(a, b));
+            }
+        }
+    }
+
+    /// `out += Σ_j coefs[j] · y_{items[j]}` for 64 factors, summed in eight registers.
+    ///
+    /// # Safety
+    /// The processor must have AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub unsafe fn add_items_64(out: &mut [f32], coefs: &[f32], items: &[u32], y: &[f32]) {
+        let out = &mut out[..64];
+        // SAFETY: every load and store touches 8 floats of a 64-float slice, at offsets below
+        // 64.
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (&c, &i) in coefs.iter().zip(items) {
+                let row = y[i as usize * 64..][..64].as_ptr();
+                let c = _mm256_set1_ps(c);
+                for (k, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(c, _mm256_loadu_ps(row.add(8 * k)), *a);
+                }
+            }
+            let o = out.as_mut_ptr();
+            for (k, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(
+                    o.add(8 * k),
+                    _mm256_add_ps(_mm256_loadu_ps(o.add(8 * k)), *a),
+                );
+            }
+        }
     }
 
     /// # Safety
@@ -218,6 +283,8 @@ struct Scratch {
     r: Vec<f32>,
     p: Vec<f32>,
     ap: Vec<f32>,
+    /// One coefficient per observed item of the row.
+    coefs: Vec<f32>,
 }
 
 impl Scratch {
@@ -226,7 +293,42 @@ impl Scratch {
             r: vec![0.0; f],
             p: vec![0.0; f],
             ap: vec![0.0; f],
+            coefs: Vec::new(),
         }
+    }
+}
+
+/// `out[j] = v · y_{items[j]}` for the observed items of a row.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn item_dots<const FMA: bool>(out: &mut [f32], v: &[f32], items: &[u32], y: &[f32]) {
+    let f = v.len();
+    #[cfg(target_arch = "x86_64")]
+    if FMA && f == 64 {
+        // SAFETY: as in `axpy`.
+        unsafe { avx2::item_dots_64(out, v, items, y) };
+        return;
+    }
+    for (o, &i) in out.iter_mut().zip(items) {
+        let i = i as usize;
+        *o = dot_fast::<FMA>(&y[i * f..(i + 1) * f], v);
+    }
+}
+
+/// `out += Σ_j coefs[j] · y_{items[j]}`.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn add_items<const FMA: bool>(out: &mut [f32], coefs: &[f32], items: &[u32], y: &[f32]) {
+    let f = out.len();
+    #[cfg(target_arch = "x86_64")]
+    if FMA && f == 64 {
+        // SAFETY: as in `axpy`.
+        unsafe { avx2::add_items_64(out, coefs, items, y) };
+        return;
+    }
+    for (&c, &i) in coefs.iter().zip(items) {
+        let i = i as usize;
+        axpy::<FMA>(out, c, &y[i * f..(i + 1) * f]);
     }
 }
 
@@ -235,6 +337,25 @@ impl Scratch {
 #[inline(always)]
 fn times_gram<const FMA: bool>(out: &mut [f32], g: &[f32], v: &[f32], scale: f32) {
     let f = v.len();
+    if FMA && f == 64 {
+        // G symmetric: G v = Σ_k v_k · (row k of G), summed in registers.
+        const ROWS: [u32; 64] = {
+            let mut rows = [0; 64];
+            let mut k = 0;
+            while k < 64 {
+                rows[k] = k as u32;
+                k += 1;
+            }
+            rows
+        };
+        let mut coefs = [0f32; 64];
+        for (c, &x) in coefs.iter_mut().zip(v) {
+            *c = scale * x;
+        }
+        out.fill(0.0);
+        add_items::<FMA>(out, &coefs, &ROWS, g);
+        return;
+    }
     for (o, row) in out.iter_mut().zip(g.chunks_exact(f)) {
         *o = scale * dot_fast::<FMA>(row, v);
     }
@@ -298,21 +419,24 @@ fn solve_rows_body<const FMA: bool>(
     s: &mut Scratch,
 ) {
     let f = yty.len().isqrt();
-    let (r, p, ap) = (&mut s.r[..f], &mut s.p[..f], &mut s.ap[..f]);
-    let item = |i: u32| -> &[f32] {
-        let i = i as usize;
-        &y[i * f..(i + 1) * f]
-    };
+    let Scratch { r, p, ap, coefs } = s;
+    let (r, p, ap) = (&mut r[..f], &mut p[..f], &mut ap[..f]);
     for (row, x) in xs.chunks_exact_mut(f).enumerate() {
         let observed = matrix.row(first + row);
-        // r = b − A x
-        times_gram::<FMA>(r, yty, x, -1.0);
-        for (&i, &w) in observed.items.iter().zip(observed.values) {
-            let yi = item(i);
-            let c = 1.0 + alpha * w;
-            let coef = c - (c - 1.0) * dot_fast::<FMA>(yi, x);
-            axpy::<FMA>(r, coef, yi);
+        let (items, weights) = (observed.items, observed.values);
+        if coefs.len() < items.len() {
+            coefs.resize(items.len(), 0.0);
         }
+        let coefs = &mut coefs[..items.len()];
+        // r = b − A x: the dot products first, then the sum of the weighted item vectors
+        // (independent products, one running sum).
+        times_gram::<FMA>(r, yty, x, -1.0);
+        item_dots::<FMA>(coefs, x, items, y);
+        for (k, &w) in coefs.iter_mut().zip(weights) {
+            let c = 1.0 + alpha * w;
+            *k = c - (c - 1.0) * *k;
+        }
+        add_items::<FMA>(r, coefs, items, y);
         let mut rs = dot_fast::<FMA>(r, r);
         p.copy_from_slice(r);
         for _ in 0..steps {
@@ -320,11 +444,11 @@ fn solve_rows_body<const FMA: bool>(
                 break;
             }
             times_gram::<FMA>(ap, yty, p, 1.0);
-            for (&i, &w) in observed.items.iter().zip(observed.values) {
-                let yi = item(i);
-                let coef = alpha * w * dot_fast::<FMA>(yi, p);
-                axpy::<FMA>(ap, coef, yi);
+            item_dots::<FMA>(coefs, p, items, y);
+            for (k, &w) in coefs.iter_mut().zip(weights) {
+                *k *= alpha * w;
             }
+            add_items::<FMA>(ap, coefs, items, y);
             let denom = dot_fast::<FMA>(p, ap);
             if denom <= 0.0 || !denom.is_finite() {
                 break;
@@ -629,10 +753,11 @@ mod tests {
     }
 
     /// Both ways rows can be solved (AVX2 with fused multiply-adds, or plain code) reach the
-    /// same factors, up to rounding, for a width that is not a multiple of eight as well.
+    /// same factors, up to rounding, for widths with and without their own kernels (64) and
+    /// not a multiple of eight.
     #[test]
     fn every_solve_path_agrees() {
-        for f in [13, 16, 40] {
+        for f in [13, 16, 40, 64] {
             let rows: Vec<(String, String, f32)> = (0..40)
                 .flat_map(|u| (0..12).map(move |k| (u, (u * 7 + k * 5) % 60)))
                 .map(|(u, i)| (format!("u{u}"), format!("i{i}"), 1.0 + (i % 3) as f32))
