@@ -3,8 +3,10 @@
 //!
 //! Confidence is `1 + alpha * weight` for observed pairs and 1 elsewhere; preference is 1 for
 //! observed pairs. Each sweep computes `YᵀY + λI` once, then solves every user (in parallel,
-//! in blocks of rows whose dense `YᵀY x` products are one matrix product per CG step, one
-//! scratch buffer per worker, no allocation per row), then every item the same way.
+//! one row's CG steps after another so its item vectors stay in cache, one scratch buffer per
+//! worker, no allocation per row), then every item the same way. The products are written
+//! for AVX2 and FMA where the processor has them (chosen at run time), with kernels of their
+//! own for 64 factors.
 
 use crate::{Error, Interactions, Result, Row, Scorer};
 use faer::linalg::matmul::matmul;
