@@ -49,6 +49,11 @@ fn split_rows(
         positions.extend(0..row.len());
         order(u, &mut positions);
         let held = held_out(row.len(), fraction);
+        // Each part back in item order (a row's positions are), so the matrices below are
+        // built from sorted entries: sorting a row is cheaper than sorting all of them.
+        let (out, kept) = positions.split_at_mut(held);
+        out.sort_unstable();
+        kept.sort_unstable();
         for (rank, &j) in positions.iter().enumerate() {
             let entry = (u as u32, row.items[j], row.values[j], times[j]);
             if rank < held {

@@ -150,22 +150,43 @@ pub fn interactions(
         }
     }
     pairs.retain(|p| p.2 > 0.0);
-    // Final numbering: users in byte order, items in order of first appearance.
+    // Final numbering: users in byte order, items in order of first appearance, each
+    // looked up by rank in a table (no hashing per pair).
     let (user_names, item_names) = (users.sorted(), items.sorted());
-    let mut user_ids = IdMap::default();
-    let mut item_ids = IdMap::default();
-    let coo = pairs
+    let number = |table: &mut Vec<u32>, ids: &mut Vec<String>, rank: u32, names: &[&str]| {
+        let n = &mut table[rank as usize];
+        if *n == u32::MAX {
+            *n = ids.len() as u32;
+            ids.push(names[rank as usize].to_owned());
+        }
+        *n
+    };
+    let (mut user_table, mut item_table) = (
+        vec![u32::MAX; user_names.len()],
+        vec![u32::MAX; item_names.len()],
+    );
+    let (mut user_ids, mut item_ids) = (Vec::new(), Vec::new());
+    let mut coo: Vec<(u32, u32, f32, i64)> = pairs
         .into_iter()
         .map(|(u, i, weight, t)| {
             (
-                user_ids.intern(user_names[u as usize]),
-                item_ids.intern(item_names[i as usize]),
+                number(&mut user_table, &mut user_ids, u, &user_names),
+                number(&mut item_table, &mut item_ids, i, &item_names),
                 weight as f32,
                 t,
             )
         })
         .collect();
-    Ok(Interactions::from_timed_coo(user_ids, item_ids, coo))
+    // Each user's entries (consecutive) in the new item order, so the matrix is built from
+    // sorted entries.
+    for row in coo.chunk_by_mut(|a, b| a.0 == b.0) {
+        row.sort_unstable_by_key(|e| e.1);
+    }
+    Ok(Interactions::from_timed_coo(
+        IdMap::from_ids(user_ids),
+        IdMap::from_ids(item_ids),
+        coo,
+    ))
 }
 
 /// Names numbered in order of first sight, borrowed where the caller's data lives long

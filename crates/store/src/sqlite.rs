@@ -82,9 +82,10 @@ impl SqliteStore {
     }
 }
 
-/// One event as a page of [`SqliteStore::for_each_event`] holds it: event id, user,
-/// session, item, kind, value, time (ms), context.
+/// One event as a page of [`SqliteStore::for_each_event`] holds it: sequence number, event
+/// id, user, session, item, kind, value, time (ms), context.
 type JsonEvent = (
+    i64,
     String,
     Option<String>,
     Option<String>,
@@ -123,9 +124,12 @@ impl SqliteStore {
             "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context, seq \
              FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
         };
+        // No ORDER BY inside the aggregate: SQLite would sort every page again, though the
+        // rows come in `seq` order from the subquery. That order is not promised, so each
+        // page is checked below (and sorted if it ever is not).
         let select = format!(
-            "SELECT json_group_array(json_array(event_id, user_id, session_id, item_id, kind, \
-             value, ts, json(context)) ORDER BY seq), max(seq), count(*) FROM ({page})"
+            "SELECT json_group_array(json_array(seq, event_id, user_id, session_id, item_id, \
+             kind, value, ts, json(context))), max(seq), count(*) FROM ({page})"
         );
         // The next page is asked for before this one is parsed, so SQLite (on sqlx's worker
         // thread) builds it while this thread parses.
@@ -154,9 +158,12 @@ impl SqliteStore {
                 pending = Some(fetch(row.try_get(1)?));
             }
             let text: String = row.try_get(0)?;
-            let events: Vec<JsonEvent> = serde_json::from_str(&text)
+            let mut events: Vec<JsonEvent> = serde_json::from_str(&text)
                 .map_err(|e| crate::Error::Corrupt(format!("a page of events: {e}")))?;
-            for (id, user, session, item, kind, value, ts, context) in events {
+            if !events.is_sorted_by_key(|e| e.0) {
+                events.sort_unstable_by_key(|e| e.0);
+            }
+            for (_, id, user, session, item, kind, value, ts, context) in events {
                 let kind = EventKind::parse(&kind).map_err(corrupt)?;
                 if !kinds.is_none_or(|k| k.contains(&kind)) {
                     continue;
