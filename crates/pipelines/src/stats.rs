@@ -214,6 +214,17 @@ mod tests {
         }
     }
 
+    /// The values of a string column.
+    fn strings<'a>(df: &'a DataFrame, name: &str) -> Vec<&'a str> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect()
+    }
+
     #[test]
     fn stats_count_users_units_and_growth() {
         let events = vec![
@@ -229,14 +240,7 @@ mod tests {
             order("o3", &["steady"], OrderStatus::Shipped),
         ];
         let df = item_stats(&events, &orders, Some(now()), 7.0).unwrap();
-        let items: Vec<&str> = df
-            .column("item")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
+        let items = strings(&df, "item");
         assert_eq!(items, ["rising", "steady"]);
         let get_u = |name: &str| -> Vec<u32> {
             let c = df.column(name).unwrap().cast(&DataType::UInt32).unwrap();
@@ -279,14 +283,7 @@ mod tests {
             view("u1", "alpha", 1),
         ];
         let df = item_stats(&events, &[], Some(now()), 7.0).unwrap();
-        let items: Vec<&str> = df
-            .column("item")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
+        let items = strings(&df, "item");
         assert_eq!(items, ["Alpha", "alpha", "beta", "zeta"]);
     }
 
@@ -299,22 +296,8 @@ mod tests {
             order("o4", &["c", "d"], OrderStatus::Shipped),
         ];
         let df = co_purchase(&orders, 1).unwrap();
-        let a: Vec<&str> = df
-            .column("item_a")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        let b: Vec<&str> = df
-            .column("item_b")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
+        let a = strings(&df, "item_a");
+        let b = strings(&df, "item_b");
         let n: Vec<u32> = df
             .column("orders")
             .unwrap()
