@@ -651,6 +651,28 @@ impl Scorer for Als {
     fn score(&self, user: usize, _history: Row<'_>, out: &mut [f32]) {
         self.scores_for(self.user_vector(user), out);
     }
+
+    /// One product `U Yᵀ` of the users' vectors with all item vectors.
+    fn score_many(&self, users: &[usize], _train: &Interactions, out: &mut [f32]) {
+        let (f, n) = (self.params.factors, self.n_items);
+        let m = users.len().min(out.len() / n.max(1));
+        if f == 0 || n == 0 || m == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let mut u = Vec::with_capacity(m * f);
+        for &user in &users[..m] {
+            u.extend_from_slice(self.user_vector(user));
+        }
+        matmul(
+            MatMut::from_row_major_slice_mut(&mut out[..m * n], m, n),
+            Accum::Replace,
+            MatRef::from_row_major_slice(&u, m, f),
+            MatRef::from_row_major_slice(&self.item_factors[..n * f], n, f).transpose(),
+            1.0,
+            Par::Seq,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -752,6 +774,42 @@ mod tests {
             ..params
         };
         assert!(Als::fit_warm(&all, other, &first, &part, |_, _| true).is_err());
+    }
+
+    /// Scoring users together gives each user the scores of scoring them alone (up to
+    /// rounding), in the order asked, and so does the one-by-one default of other models.
+    #[test]
+    fn scoring_users_together_equals_one_by_one() {
+        let rows: Vec<(String, String)> = (0..30)
+            .flat_map(|u| {
+                (0..6).map(move |k| (format!("u{u}"), format!("i{}", (u * 3 + k * 7) % 25)))
+            })
+            .collect();
+        let data =
+            Interactions::from_triplets(rows.iter().map(|(u, i)| (u.as_str(), i.as_str(), 1.0)));
+        let params = AlsParams {
+            factors: 8,
+            iterations: 3,
+            regularization: 1.0,
+            ..AlsParams::default()
+        };
+        let model = Als::fit(&data, params, |_, _| true).unwrap();
+        let n = model.n_items;
+        let users = [7, 0, 29, 7];
+        let mut together = vec![f32::NAN; users.len() * n];
+        model.score_many(&users, &data, &mut together);
+        let knn = crate::ItemKnn::fit(&data, crate::ItemKnnParams::default()).unwrap();
+        let mut default = vec![f32::NAN; users.len() * n];
+        knn.score_many(&users, &data, &mut default);
+        for (j, &u) in users.iter().enumerate() {
+            let mut alone = vec![0f32; n];
+            model.score(u, data.row(u), &mut alone);
+            for (a, b) in alone.iter().zip(&together[j * n..(j + 1) * n]) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+            knn.score(u, data.row(u), &mut alone);
+            assert_eq!(alone, default[j * n..(j + 1) * n]);
+        }
     }
 
     /// Both ways rows can be solved (AVX2 with fused multiply-adds, or plain code) reach the

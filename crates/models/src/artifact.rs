@@ -181,6 +181,10 @@ impl Scorer for Model {
     fn score(&self, user: usize, history: Row<'_>, out: &mut [f32]) {
         self.scorer().score(user, history, out);
     }
+
+    fn score_many(&self, users: &[usize], train: &Interactions, out: &mut [f32]) {
+        self.scorer().score_many(users, train, out);
+    }
 }
 
 fn params_err(path: &Path, what: &str) -> ArtifactError {

@@ -82,4 +82,14 @@ pub trait Scorer: Send + Sync {
     /// Writes a score for every item into `out` (length [`Scorer::n_items`]) for the user with
     /// row index `user` in the training matrix, whose training interactions are `history`.
     fn score(&self, user: usize, history: Row<'_>, out: &mut [f32]);
+    /// Scores several users at once: `out` holds one row of [`Scorer::n_items`] scores per
+    /// entry of `users` (row indices of `train`, whose rows are their histories). One by one
+    /// here; factor models override it with one matrix product, which reads the item
+    /// vectors once for all the users instead of once per user.
+    fn score_many(&self, users: &[usize], train: &Interactions, out: &mut [f32]) {
+        let n = self.n_items();
+        for (&u, row) in users.iter().zip(out.chunks_exact_mut(n.max(1))) {
+            self.score(u, train.row(u), row);
+        }
+    }
 }

@@ -75,19 +75,32 @@ pub fn evaluate_at(
     let users: Vec<usize> = (0..test.n_users())
         .filter(|&u| !test.row(u).is_empty())
         .collect();
+    // Users in blocks scored together (`Scorer::score_many`), each block's scores at most
+    // about 16 MB.
+    let block = (4_000_000 / n_items.max(1)).clamp(1, 32);
     let ranked: Vec<Vec<u32>> = users
-        .par_iter()
+        .par_chunks(block)
         .map_init(
-            || vec![0f32; n_items],
-            |scores, &u| {
-                let history = train.row(u);
-                model.score(u, history, scores);
-                top_k(scores, k_max, history.items)
-                    .into_iter()
-                    .map(|(i, _)| i)
-                    .collect()
+            || vec![0f32; block * n_items],
+            |scores, chunk| {
+                let scores = &mut scores[..chunk.len() * n_items];
+                model.score_many(chunk, train, scores);
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &u)| {
+                        let s = &scores[j * n_items..(j + 1) * n_items];
+                        top_k(s, k_max, train.row(u).items)
+                            .into_iter()
+                            .map(|(i, _)| i)
+                            .collect()
+                    })
+                    .collect::<Vec<Vec<u32>>>()
             },
         )
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
         .collect();
     let count = users.len().max(1) as f64;
     ks.iter()
