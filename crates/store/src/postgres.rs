@@ -250,3 +250,57 @@ impl PostgresStore {
         }
     }
 }
+
+impl PostgresStore {
+    /// Every order with its lines, in id order, in pages of 2,000 orders.
+    pub(crate) async fn for_each_order(
+        &self,
+        each: &mut (dyn FnMut(Order) -> Result<()> + Send),
+    ) -> Result<()> {
+        // Orders per page: their lines are read at once, so this bounds the memory a
+        // read holds (2,000 orders of Online Retail are ~40k lines).
+        const PAGE: i64 = 2_000;
+        let mut after = String::new();
+        loop {
+            let heads = sqlx::query(
+                "SELECT id, user_id, created_at, status FROM orders WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(&after)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(last) = heads.last() else {
+                return Ok(());
+            };
+            let last_id: String = last.try_get(0)?;
+            let lines = sqlx::query(
+                "SELECT order_id, item_id, quantity, unit_price_minor, currency FROM order_lines \
+                 WHERE order_id > $1 AND order_id <= $2 ORDER BY order_id, line_no",
+            )
+            .bind(&after)
+            .bind(&last_id)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut lines = lines.iter().peekable();
+            for head in &heads {
+                let id: String = head.try_get(0)?;
+                let mut order_lines = Vec::new();
+                while let Some(&l) = lines.peek() {
+                    let of: String = l.try_get(0)?;
+                    if of > id {
+                        break;
+                    }
+                    lines.next();
+                    if of == id {
+                        order_lines.push(line_from_row(l, 1)?);
+                    }
+                }
+                each(order_from_row(head, order_lines)?)?;
+            }
+            if (heads.len() as i64) < PAGE {
+                return Ok(());
+            }
+            after = last_id;
+        }
+    }
+}

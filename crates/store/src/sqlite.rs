@@ -190,4 +190,74 @@ impl SqliteStore {
         }
         Ok(())
     }
+
+    /// Every order with its lines, in id order, in pages of 5,000 orders that SQLite hands
+    /// over as one JSON array each (an order: id, user, time in ms, status, and its lines as
+    /// an array of line number, item, quantity, unit price in minor units, currency). As
+    /// sqlx rows, orders and their lines cost several µs each.
+    pub(crate) async fn for_each_order(
+        &self,
+        each: &mut (dyn FnMut(marquee_domain::Order) -> Result<()> + Send),
+    ) -> Result<()> {
+        use crate::sql::{corrupt, from_ms};
+        use marquee_domain::{
+            Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus, UserId,
+        };
+        type JsonLine = (i64, String, i64, i64, String);
+        type JsonOrder = (String, Option<String>, i64, String, Vec<JsonLine>);
+        const PAGE: i64 = 5_000;
+        // json(...) keeps the lines an array inside the order's array (a subquery's result
+        // would otherwise be embedded as text). Neither aggregate has an ORDER BY (SQLite
+        // would sort again what the subqueries return in order); the order is checked below.
+        let select = "SELECT json_group_array(json_array(o.id, o.user_id, o.created_at, \
+             o.status, json((SELECT json_group_array(json_array(l.line_no, l.item_id, \
+             l.quantity, l.unit_price_minor, l.currency)) FROM (SELECT * FROM order_lines l \
+             WHERE l.order_id = o.id ORDER BY l.line_no) l)))), count(*) \
+             FROM (SELECT id, user_id, created_at, status FROM orders WHERE id > $1 \
+             ORDER BY id LIMIT $2) o";
+        let mut after = String::new();
+        loop {
+            let (text, count): (String, i64) = sqlx::query_as(select)
+                .bind(&after)
+                .bind(PAGE)
+                .fetch_one(&self.pool)
+                .await?;
+            let mut orders: Vec<JsonOrder> = serde_json::from_str(&text)
+                .map_err(|e| crate::Error::Corrupt(format!("a page of orders: {e}")))?;
+            if !orders.is_sorted_by(|a, b| a.0 <= b.0) {
+                orders.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            }
+            if let Some(last) = orders.last() {
+                after.clone_from(&last.0);
+            }
+            for (id, user, created_at, status, mut lines) in orders {
+                if !lines.is_sorted_by_key(|l| l.0) {
+                    lines.sort_unstable_by_key(|l| l.0);
+                }
+                let lines = lines
+                    .into_iter()
+                    .map(|(_, item, quantity, minor, currency)| {
+                        Ok(OrderLine {
+                            item: ItemId::new(item).map_err(corrupt)?,
+                            quantity: u32::try_from(quantity).map_err(corrupt)?,
+                            unit_price: Money::new(
+                                minor,
+                                Currency::new(&currency).map_err(corrupt)?,
+                            ),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                each(Order {
+                    id: OrderId::new(id).map_err(corrupt)?,
+                    user: user.map(UserId::new).transpose().map_err(corrupt)?,
+                    created_at: from_ms(created_at)?,
+                    status: OrderStatus::parse(&status).map_err(corrupt)?,
+                    lines,
+                })?;
+            }
+            if count < PAGE {
+                return Ok(());
+            }
+        }
+    }
 }

@@ -46,6 +46,7 @@ on_both_backends!(
     api_keys_verify_by_role_and_can_be_revoked,
     admin_sessions_need_an_admin_key_and_end,
     every_order_streams_with_its_own_lines,
+    orders_read_back_across_pages_with_lines_in_order,
     kpis_are_exact_on_hand_made_orders,
     search_pages_in_byte_order_and_hides_what_it_should,
     listings_of_orders_users_keys_and_audit,
@@ -421,6 +422,54 @@ async fn in_memory_store_works() {
     let store = Store::open("sqlite::memory:").await.unwrap();
     store.upsert_items(&[item("A")]).await.unwrap();
     assert_eq!(store.counts().await.unwrap().items, 1);
+}
+
+/// Orders are read back in pages (5,000 on SQLite, 2,000 on PostgreSQL): 10,001 orders, each
+/// with its lines in the order they were placed (not item order).
+async fn orders_read_back_across_pages_with_lines_in_order(db: TestDatabase) {
+    let store = db.open().await;
+    store
+        .upsert_items(&[item("A"), item("B"), item("C")])
+        .await
+        .unwrap();
+    store.upsert_users(&[user("u1")]).await.unwrap();
+    let orders: Vec<Order> = (0..10_001)
+        .map(|n| Order {
+            id: OrderId::new(format!("o{n:05}")).unwrap(),
+            user: (n % 7 != 0).then(|| UserId::new("u1").unwrap()),
+            created_at: at(1 + (n % 20) as u32),
+            status: if n % 11 == 0 {
+                OrderStatus::Refunded
+            } else {
+                OrderStatus::Paid
+            },
+            lines: ["C", "A", "B"][..=n % 3]
+                .iter()
+                .enumerate()
+                .map(|(k, i)| {
+                    OrderLine::from_signed(
+                        ItemId::new(*i).unwrap(),
+                        1 + k as i64,
+                        gbp(100 + n as i64),
+                    )
+                    .unwrap()
+                })
+                .collect(),
+        })
+        .collect();
+    for chunk in orders.chunks(2_500) {
+        store.put_orders(chunk).await.unwrap();
+    }
+    let mut back = Vec::new();
+    store
+        .for_each_order(|o| {
+            back.push(o);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(back.len(), orders.len());
+    assert_eq!(back, orders);
 }
 
 async fn every_order_streams_with_its_own_lines(db: TestDatabase) {

@@ -1,4 +1,5 @@
-//! Orders: reads with their lines, status changes, the streaming read for training, and placing an order.
+//! Orders: reads with their lines, status changes, and placing an order. (The streaming read
+//! for training is each backend's own: `for_each_order`.)
 //! Expanded inside a backend module by [`super::sql_backend!`], with its imports in scope.
 
 /// `impl $Store` for this area; see the module documentation of [`crate::sql`].
@@ -148,57 +149,6 @@ macro_rules! sql_orders {
                 rows.iter()
                     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                     .collect()
-            }
-
-            pub(crate) async fn for_each_order(
-                &self,
-                each: &mut (dyn FnMut(Order) -> Result<()> + Send),
-            ) -> Result<()> {
-                // Orders per page: their lines are read at once, so this bounds the memory a
-                // read holds (2,000 orders of Online Retail are ~40k lines).
-                const PAGE: i64 = 2_000;
-                let mut after = String::new();
-                loop {
-                    let heads = sqlx::query(
-                        "SELECT id, user_id, created_at, status FROM orders WHERE id > $1 ORDER BY id LIMIT $2",
-                    )
-                    .bind(&after)
-                    .bind(PAGE)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let Some(last) = heads.last() else {
-                        return Ok(());
-                    };
-                    let last_id: String = last.try_get(0)?;
-                    let lines = sqlx::query(
-                        "SELECT order_id, item_id, quantity, unit_price_minor, currency FROM order_lines \
-                         WHERE order_id > $1 AND order_id <= $2 ORDER BY order_id, line_no",
-                    )
-                    .bind(&after)
-                    .bind(&last_id)
-                    .fetch_all(&self.pool)
-                    .await?;
-                    let mut lines = lines.iter().peekable();
-                    for head in &heads {
-                        let id: String = head.try_get(0)?;
-                        let mut order_lines = Vec::new();
-                        while let Some(&l) = lines.peek() {
-                            let of: String = l.try_get(0)?;
-                            if of > id {
-                                break;
-                            }
-                            lines.next();
-                            if of == id {
-                                order_lines.push(line_from_row(l, 1)?);
-                            }
-                        }
-                        each(order_from_row(head, order_lines)?)?;
-                    }
-                    if (heads.len() as i64) < PAGE {
-                        return Ok(());
-                    }
-                    after = last_id;
-                }
             }
         }
     };
