@@ -424,6 +424,19 @@ async fn in_memory_store_works() {
     assert_eq!(store.counts().await.unwrap().items, 1);
 }
 
+/// Every order, as `for_each_order` streams them.
+async fn all_orders(store: &Store) -> Vec<Order> {
+    let mut back = Vec::new();
+    store
+        .for_each_order(|o| {
+            back.push(o);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    back
+}
+
 /// Orders are read back in pages (5,000 on SQLite, 2,000 on PostgreSQL): 10,001 orders, each
 /// with its lines in the order they were placed (not item order).
 async fn orders_read_back_across_pages_with_lines_in_order(db: TestDatabase) {
@@ -460,14 +473,7 @@ async fn orders_read_back_across_pages_with_lines_in_order(db: TestDatabase) {
     for chunk in orders.chunks(2_500) {
         store.put_orders(chunk).await.unwrap();
     }
-    let mut back = Vec::new();
-    store
-        .for_each_order(|o| {
-            back.push(o);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let back = all_orders(&store).await;
     assert_eq!(back.len(), orders.len());
     assert_eq!(back, orders);
 }
@@ -495,14 +501,7 @@ async fn every_order_streams_with_its_own_lines(db: TestDatabase) {
         .collect();
     store.upsert_users(&[user("u1")]).await.unwrap();
     store.put_orders(&orders).await.unwrap();
-    let mut back = Vec::new();
-    store
-        .for_each_order(|o| {
-            back.push(o);
-            Ok(())
-        })
-        .await
-        .unwrap();
+    let back = all_orders(&store).await;
     let mut expected = orders.clone();
     expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     assert_eq!(back, expected);
