@@ -334,8 +334,8 @@ fn add_items<const FMA: bool>(out: &mut [f32], coefs: &[f32], items: &[u32], y: 
     }
 }
 
-/// `out = scale · G v` for the symmetric f × f matrix `g` (row-major): one dot product per
-/// entry.
+/// `out = scale · G v` for the symmetric f × f matrix `g` (row-major): for 64 factors the
+/// rows of `G` weighted by `v`, summed in registers; otherwise one dot product per entry.
 #[inline(always)]
 fn times_gram<const FMA: bool>(out: &mut [f32], g: &[f32], v: &[f32], scale: f32) {
     let f = v.len();

@@ -1,4 +1,6 @@
-//! Feature pipelines over Polars lazy frames, for training only (never on the request path).
+//! Feature pipelines for training only (never on the request path): Polars lazy frames for
+//! the statistics and KPIs, plain Rust over interned ids where a frame would only be turned
+//! back into indices (the interaction matrix, co-purchase counts).
 //!
 //! [`EventWeights`] is the one definition of how much each behaviour counts; training uses it
 //! here and the serving engine uses the same values (they are written into every model's
@@ -11,7 +13,7 @@
 //! (user, item), and pairs that end at zero or below are dropped. Anonymous sessions count as
 //! users named `session:<id>`.
 //!
-//! Threading: Polars runs the plan on its own thread pool; the functions block until done.
+//! Threading: Polars runs a plan on its own thread pool; the functions block until done.
 
 pub mod kpis;
 mod rfm;

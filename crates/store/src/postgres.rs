@@ -209,7 +209,7 @@ impl PostgresStore {
     /// Every event in insertion order, in pages of 50,000 rows.
     pub(crate) async fn for_each_event(
         &self,
-        kinds: Option<&[EventKind]>,
+        kinds: Option<&[marquee_domain::EventKind]>,
         each: &mut (dyn FnMut(Event) -> Result<()> + Send),
     ) -> Result<()> {
         const PAGE: i64 = 50_000;

@@ -105,8 +105,7 @@ impl SqliteStore {
         kinds: Option<&[marquee_domain::EventKind]>,
         each: &mut (dyn FnMut(marquee_domain::Event) -> Result<()> + Send),
     ) -> Result<()> {
-        use crate::sql::{corrupt, from_ms};
-        use marquee_domain::{Actor, Event, EventId, EventKind, ItemId, SessionId, UserId};
+        use crate::sql::rows::event_from_parts;
         use sqlx::Row;
         const PAGE: i64 = 50_000;
         // Events of anonymous sessions that identified as a user are that user's.
@@ -164,28 +163,10 @@ impl SqliteStore {
                 events.sort_unstable_by_key(|e| e.0);
             }
             for (_, id, user, session, item, kind, value, ts, context) in events {
-                let kind = EventKind::parse(&kind).map_err(corrupt)?;
-                if !kinds.is_none_or(|k| k.contains(&kind)) {
-                    continue;
+                let event = event_from_parts((id, user, session, item, kind, value, ts, context))?;
+                if kinds.is_none_or(|k| k.contains(&event.kind)) {
+                    each(event)?;
                 }
-                let actor = match (user, session) {
-                    (Some(user), _) => Actor::User(UserId::new(user).map_err(corrupt)?),
-                    (None, Some(s)) => Actor::Session(SessionId::new(s).map_err(corrupt)?),
-                    (None, None) => {
-                        return Err(crate::Error::Corrupt(
-                            "an event has neither user nor session".into(),
-                        ));
-                    }
-                };
-                each(Event {
-                    id: EventId::new(id).map_err(corrupt)?,
-                    actor,
-                    item: item.map(ItemId::new).transpose().map_err(corrupt)?,
-                    kind,
-                    value: value.map(|v| v as f32),
-                    timestamp: from_ms(ts)?,
-                    context,
-                })?;
             }
         }
         Ok(())
@@ -199,10 +180,7 @@ impl SqliteStore {
         &self,
         each: &mut (dyn FnMut(marquee_domain::Order) -> Result<()> + Send),
     ) -> Result<()> {
-        use crate::sql::{corrupt, from_ms};
-        use marquee_domain::{
-            Currency, ItemId, Money, Order, OrderId, OrderLine, OrderStatus, UserId,
-        };
+        use crate::sql::rows::{line_from_parts, order_from_parts};
         type JsonLine = (i64, String, i64, i64, String);
         type JsonOrder = (String, Option<String>, i64, String, Vec<JsonLine>);
         const PAGE: i64 = 5_000;
@@ -237,23 +215,10 @@ impl SqliteStore {
                 let lines = lines
                     .into_iter()
                     .map(|(_, item, quantity, minor, currency)| {
-                        Ok(OrderLine {
-                            item: ItemId::new(item).map_err(corrupt)?,
-                            quantity: u32::try_from(quantity).map_err(corrupt)?,
-                            unit_price: Money::new(
-                                minor,
-                                Currency::new(&currency).map_err(corrupt)?,
-                            ),
-                        })
+                        line_from_parts(item, quantity, minor, &currency)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                each(Order {
-                    id: OrderId::new(id).map_err(corrupt)?,
-                    user: user.map(UserId::new).transpose().map_err(corrupt)?,
-                    created_at: from_ms(created_at)?,
-                    status: OrderStatus::parse(&status).map_err(corrupt)?,
-                    lines,
-                })?;
+                each(order_from_parts(id, user, created_at, &status, lines)?)?;
             }
             if count < PAGE {
                 return Ok(());

@@ -278,7 +278,7 @@ macro_rules! sql_backend {
             KeyAccess, NewApiKey, Result, SegmentMember, SegmentRun,
         };
         use marquee_domain::{
-            Actor, Currency, Event, EventId, EventKind, Item, ItemId, Money, Order, OrderId,
+            Actor, Currency, Event, Item, ItemId, Money, Order, OrderId,
             OrderLine, OrderStatus, SessionId, User, UserId,
         };
         use sqlx::{AssertSqlSafe, Row, Transaction};
