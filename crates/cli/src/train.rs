@@ -68,24 +68,24 @@ pub async fn load(config: &TrainConfig, store: &StoreArgs) -> Result<TrainingDat
     Ok(match config.source.kind {
         SourceKind::Store => {
             let s = store.open().await?;
+            // Events, orders and the catalog are read side by side, each on its own
+            // connection: the orders and items take no longer than the events' tail.
             let mut events = Vec::new();
             let mut orders = Vec::new();
-            s.for_each_event(None, |e| {
-                events.push(e);
-                Ok(())
-            })
-            .await
-            .context("reading events from the store")?;
-            s.for_each_order(|o| {
-                orders.push(o);
-                Ok(())
-            })
-            .await
-            .context("reading orders from the store")?;
-            let items = s
-                .all_items()
-                .await
-                .context("reading the catalog from the store")?;
+            let (read_events, read_orders, items) = tokio::join!(
+                s.for_each_event(None, |e| {
+                    events.push(e);
+                    Ok(())
+                }),
+                s.for_each_order(|o| {
+                    orders.push(o);
+                    Ok(())
+                }),
+                s.all_items(),
+            );
+            read_events.context("reading events from the store")?;
+            read_orders.context("reading orders from the store")?;
+            let items = items.context("reading the catalog from the store")?;
             TrainingData {
                 events,
                 orders,

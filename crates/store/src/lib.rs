@@ -72,6 +72,10 @@ pub enum Error {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// An error of SQLite's own reads that bypass sqlx (the streaming reads of events and
+    /// orders).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// An order the store would not place ([`Store::place_order`]).
     #[error("{0}")]
     OrderRefused(OrderRefused),
@@ -95,6 +99,10 @@ impl Error {
                         .unwrap_or(false)
                         || code == "55P03"
                 }),
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
             _ => false,
         }
     }

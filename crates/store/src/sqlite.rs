@@ -82,147 +82,222 @@ impl SqliteStore {
     }
 }
 
-/// One event as a page of [`SqliteStore::for_each_event`] holds it: sequence number, event
-/// id, user, session, item, kind, value, time (ms), context.
-type JsonEvent = (
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<f64>,
-    i64,
-    Option<serde_json::Value>,
-);
+/// Rows handed from the reading thread to the caller's at a time.
+const BATCH: usize = 2_048;
 
 impl SqliteStore {
-    /// Every event in insertion order, read in pages of 50,000 that SQLite hands over as one
-    /// JSON array each. A page as rows costs sqlx about 3.7 µs per row (a row object per
-    /// event, sent across its worker thread); as one text it is one value, parsed here.
+    /// Runs `read` on a blocking thread with one of the pool's connections, as rusqlite sees
+    /// it, and hands what it emits to `each` on this task, a batch at a time: SQLite steps
+    /// through rows on that thread while this one checks them. Through sqlx a row costs about
+    /// 3.7 µs (a row object per row, sent across its worker thread); stepped here it is a
+    /// fraction of that. When `each` fails the reader stops at its next batch.
+    async fn stream<R: Send + 'static>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection, &mut dyn FnMut(R) -> bool) -> Result<()>
+        + Send
+        + 'static,
+        each: &mut (dyn FnMut(R) -> Result<()> + Send),
+    ) -> Result<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<R>>(4);
+        let mut conn = self.pool.acquire().await?;
+        let runtime = tokio::runtime::Handle::current();
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut locked = runtime.block_on(conn.lock_handle())?;
+            with_rusqlite(&mut locked, |db| {
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut emit = |row: R| {
+                    batch.push(row);
+                    batch.len() < BATCH
+                        || tx
+                            .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                            .is_ok()
+                };
+                read(db, &mut emit)?;
+                if !batch.is_empty() {
+                    // A caller that has stopped no longer wants it.
+                    let _ = tx.blocking_send(batch);
+                }
+                Ok(())
+            })?
+        });
+        let consume = async move {
+            while let Some(batch) = rx.recv().await {
+                for row in batch {
+                    each(row)?;
+                }
+            }
+            Ok::<_, crate::Error>(())
+        };
+        let (read, consumed) = tokio::join!(reader, consume);
+        consumed?;
+        match read {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(sqlx::Error::WorkerCrashed.into()),
+        }
+    }
+
+    /// Every event in insertion order, read in pages of 50,000 (each page its own read
+    /// transaction, so a slow caller does not hold one open for long).
     pub(crate) async fn for_each_event(
         &self,
         kinds: Option<&[marquee_domain::EventKind]>,
         each: &mut (dyn FnMut(marquee_domain::Event) -> Result<()> + Send),
     ) -> Result<()> {
         use crate::sql::rows::event_from_parts;
-        use sqlx::Row;
-        const PAGE: i64 = 50_000;
-        // Events of anonymous sessions that identified as a user are that user's.
-        let linked: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM identities)")
-            .fetch_one(&self.pool)
-            .await?;
-        let page = if linked {
-            "SELECT e.event_id AS event_id, coalesce(e.user_id, i.user_id) AS user_id, \
-             CASE WHEN i.user_id IS NULL THEN e.session_id END AS session_id, \
-             e.item_id AS item_id, e.kind AS kind, e.value AS value, e.ts AS ts, \
-             e.context AS context, e.seq AS seq \
-             FROM events e LEFT JOIN identities i ON i.session_id = e.session_id \
-             WHERE e.seq > $1 ORDER BY e.seq LIMIT $2"
-        } else {
-            "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context, seq \
-             FROM events WHERE seq > $1 ORDER BY seq LIMIT $2"
-        };
-        // No ORDER BY inside the aggregate: SQLite would sort every page again, though the
-        // rows come in `seq` order from the subquery. That order is not promised, so each
-        // page is checked below (and sorted if it ever is not).
-        let select = format!(
-            "SELECT json_group_array(json_array(seq, event_id, user_id, session_id, item_id, \
-             kind, value, ts, json(context))), max(seq), count(*) FROM ({page})"
+        /// Event id, user, session, item, kind, value, time (ms), context as stored.
+        type Raw = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<f64>,
+            i64,
+            Option<String>,
         );
-        // The next page is asked for before this one is parsed, so SQLite (on sqlx's worker
-        // thread) builds it while this thread parses.
-        let fetch = |after: i64| {
-            let (pool, select) = (self.pool.clone(), select.clone());
-            tokio::spawn(async move {
-                sqlx::query(sqlx::AssertSqlSafe(select))
-                    .bind(after)
-                    .bind(PAGE)
-                    .fetch_one(&pool)
-                    .await
-            })
-        };
-        let mut pending = Some(fetch(0));
-        while let Some(page) = pending.take() {
-            let row = match page.await {
-                Ok(row) => row?,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(_) => return Err(sqlx::Error::WorkerCrashed.into()),
-            };
-            let count: i64 = row.try_get(2)?;
-            if count == 0 {
-                return Ok(());
-            }
-            if count == PAGE {
-                pending = Some(fetch(row.try_get(1)?));
-            }
-            let text: String = row.try_get(0)?;
-            let mut events: Vec<JsonEvent> = serde_json::from_str(&text)
-                .map_err(|e| crate::Error::Corrupt(format!("a page of events: {e}")))?;
-            if !events.is_sorted_by_key(|e| e.0) {
-                events.sort_unstable_by_key(|e| e.0);
-            }
-            for (_, id, user, session, item, kind, value, ts, context) in events {
-                let event = event_from_parts((id, user, session, item, kind, value, ts, context))?;
-                if kinds.is_none_or(|k| k.contains(&event.kind)) {
-                    each(event)?;
+        const PAGE: i64 = 50_000;
+        let read = |db: &rusqlite::Connection, emit: &mut dyn FnMut(Raw) -> bool| {
+            // Events of anonymous sessions that identified as a user are that user's.
+            let linked: bool =
+                db.query_row("SELECT EXISTS (SELECT 1 FROM identities)", [], |r| r.get(0))?;
+            let mut page = db.prepare(if linked {
+                "SELECT e.event_id, coalesce(e.user_id, i.user_id), \
+                 CASE WHEN i.user_id IS NULL THEN e.session_id END, e.item_id, e.kind, \
+                 e.value, e.ts, e.context, e.seq \
+                 FROM events e LEFT JOIN identities i ON i.session_id = e.session_id \
+                 WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
+            } else {
+                "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context, seq \
+                 FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            })?;
+            let mut after = 0i64;
+            loop {
+                let mut rows = page.query((after, PAGE))?;
+                let mut count = 0;
+                while let Some(r) = rows.next()? {
+                    count += 1;
+                    after = r.get(8)?;
+                    let raw = (
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    );
+                    if !emit(raw) {
+                        return Ok(());
+                    }
+                }
+                if count < PAGE {
+                    return Ok(());
                 }
             }
-        }
-        Ok(())
+        };
+        self.stream(read, &mut |(
+            id,
+            user,
+            session,
+            item,
+            kind,
+            value,
+            ts,
+            context,
+        ): Raw| {
+            let context = context
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(|e| crate::Error::Corrupt(format!("event context: {e}")))?;
+            let event = event_from_parts((id, user, session, item, kind, value, ts, context))?;
+            if kinds.is_none_or(|k| k.contains(&event.kind)) {
+                each(event)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
-    /// Every order with its lines, in id order, in pages of 5,000 orders that SQLite hands
-    /// over as one JSON array each (an order: id, user, time in ms, status, and its lines as
-    /// an array of line number, item, quantity, unit price in minor units, currency). As
-    /// sqlx rows, orders and their lines cost several µs each.
+    /// Every order with its lines, in id order, in pages of 5,000 orders (each page its own
+    /// read transaction).
     pub(crate) async fn for_each_order(
         &self,
         each: &mut (dyn FnMut(marquee_domain::Order) -> Result<()> + Send),
     ) -> Result<()> {
         use crate::sql::rows::{line_from_parts, order_from_parts};
-        type JsonLine = (i64, String, i64, i64, String);
-        type JsonOrder = (String, Option<String>, i64, String, Vec<JsonLine>);
+        /// Item, quantity, unit price in minor units, currency.
+        type RawLine = (String, i64, i64, String);
+        /// Id, user, time (ms), status, lines in line order.
+        type RawOrder = (String, Option<String>, i64, String, Vec<RawLine>);
         const PAGE: i64 = 5_000;
-        // json(...) keeps the lines an array inside the order's array (a subquery's result
-        // would otherwise be embedded as text). Neither aggregate has an ORDER BY (SQLite
-        // would sort again what the subqueries return in order); the order is checked below.
-        let select = "SELECT json_group_array(json_array(o.id, o.user_id, o.created_at, \
-             o.status, json((SELECT json_group_array(json_array(l.line_no, l.item_id, \
-             l.quantity, l.unit_price_minor, l.currency)) FROM (SELECT * FROM order_lines l \
-             WHERE l.order_id = o.id ORDER BY l.line_no) l)))), count(*) \
-             FROM (SELECT id, user_id, created_at, status FROM orders WHERE id > $1 \
-             ORDER BY id LIMIT $2) o";
-        let mut after = String::new();
-        loop {
-            let (text, count): (String, i64) = sqlx::query_as(select)
-                .bind(&after)
-                .bind(PAGE)
-                .fetch_one(&self.pool)
-                .await?;
-            let mut orders: Vec<JsonOrder> = serde_json::from_str(&text)
-                .map_err(|e| crate::Error::Corrupt(format!("a page of orders: {e}")))?;
-            if !orders.is_sorted_by(|a, b| a.0 <= b.0) {
-                orders.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            }
-            if let Some(last) = orders.last() {
-                after.clone_from(&last.0);
-            }
-            for (id, user, created_at, status, mut lines) in orders {
-                if !lines.is_sorted_by_key(|l| l.0) {
-                    lines.sort_unstable_by_key(|l| l.0);
+        let read = |db: &rusqlite::Connection, emit: &mut dyn FnMut(RawOrder) -> bool| {
+            let mut page = db.prepare(
+                "SELECT o.id, o.user_id, o.created_at, o.status, \
+                 l.item_id, l.quantity, l.unit_price_minor, l.currency \
+                 FROM (SELECT id, user_id, created_at, status FROM orders WHERE id > ?1 \
+                 ORDER BY id LIMIT ?2) o LEFT JOIN order_lines l ON l.order_id = o.id \
+                 ORDER BY o.id, l.line_no",
+            )?;
+            let mut after = String::new();
+            loop {
+                let mut rows = page.query((&after, PAGE))?;
+                let mut count = 0;
+                let mut open: Option<RawOrder> = None;
+                while let Some(r) = rows.next()? {
+                    let id = r
+                        .get_ref(0)?
+                        .as_str()
+                        .map_err(|e| crate::Error::Corrupt(format!("an order id: {e}")))?;
+                    if open.as_ref().is_none_or(|o| o.0 != id) {
+                        if let Some(done) = open.take()
+                            && !emit(done)
+                        {
+                            return Ok(());
+                        }
+                        count += 1;
+                        open = Some((id.to_owned(), r.get(1)?, r.get(2)?, r.get(3)?, Vec::new()));
+                    }
+                    if let (Some(order), Some(item)) = (open.as_mut(), r.get(4)?) {
+                        order.4.push((item, r.get(5)?, r.get(6)?, r.get(7)?));
+                    }
                 }
+                let Some(last) = open else {
+                    return Ok(());
+                };
+                after.clone_from(&last.0);
+                if !emit(last) || count < PAGE {
+                    return Ok(());
+                }
+            }
+        };
+        self.stream(
+            read,
+            &mut |(id, user, created_at, status, lines): RawOrder| {
                 let lines = lines
                     .into_iter()
-                    .map(|(_, item, quantity, minor, currency)| {
+                    .map(|(item, quantity, minor, currency)| {
                         line_from_parts(item, quantity, minor, &currency)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                each(order_from_parts(id, user, created_at, &status, lines)?)?;
-            }
-            if count < PAGE {
-                return Ok(());
-            }
-        }
+                each(order_from_parts(id, user, created_at, &status, lines)?)
+            },
+        )
+        .await
     }
+}
+
+/// Runs `f` on the SQLite connection that `locked` holds, through rusqlite.
+#[allow(unsafe_code)]
+fn with_rusqlite<T>(
+    locked: &mut sqlx::sqlite::LockedSqliteHandle<'_>,
+    f: impl FnOnce(&rusqlite::Connection) -> T,
+) -> Result<T> {
+    // SAFETY: the handle is an open connection that sqlx has handed over: its worker waits
+    // until `locked` is dropped, so nothing else uses the connection meanwhile. The rusqlite
+    // value does not own the handle (it does not close it), and it is dropped inside this
+    // function, while `locked` is still held; `f` cannot keep it, since it only borrows it.
+    let db = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }?;
+    Ok(f(&db))
 }

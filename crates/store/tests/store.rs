@@ -59,6 +59,7 @@ on_both_backends!(
     placements_are_saved_replaced_and_deleted,
     publishable_keys_keep_their_origins_and_stay_readable,
     identified_sessions_count_for_their_user,
+    a_read_its_caller_stops_leaves_the_store_usable,
 );
 
 fn at(day: u32) -> Timestamp {
@@ -422,6 +423,87 @@ async fn in_memory_store_works() {
     let store = Store::open("sqlite::memory:").await.unwrap();
     store.upsert_items(&[item("A")]).await.unwrap();
     assert_eq!(store.counts().await.unwrap().items, 1);
+    // Its one connection serves the streaming reads and is given back after each.
+    stopped_reads_leave_the_store_usable(&store).await;
+}
+
+async fn a_read_its_caller_stops_leaves_the_store_usable(db: TestDatabase) {
+    let store = db.open().await;
+    store.upsert_items(&[item("A")]).await.unwrap();
+    stopped_reads_leave_the_store_usable(&store).await;
+}
+
+/// Events and orders stream back whole; a caller that fails part-way gets its own error, and
+/// the store answers reads and writes afterwards (within a minute: a connection left locked
+/// would make the next call wait for ever).
+async fn stopped_reads_leave_the_store_usable(store: &Store) {
+    let events: Vec<Event> = (0..7_000)
+        .map(|i| view(&format!("s{i:05}"), &format!("u{}", i % 13), "A", 1))
+        .collect();
+    store.insert_events(&events).await.unwrap();
+    let orders: Vec<Order> = (0..30)
+        .map(|n| Order {
+            id: OrderId::new(format!("o{n:02}")).unwrap(),
+            user: None,
+            created_at: at(2),
+            status: OrderStatus::Paid,
+            lines: vec![OrderLine::from_signed(ItemId::new("A").unwrap(), 1, gbp(100)).unwrap()],
+        })
+        .collect();
+    store.put_orders(&orders).await.unwrap();
+    let minute = std::time::Duration::from_secs(60);
+    for round in 0..2 {
+        let mut seen = 0;
+        let stopped = tokio::time::timeout(
+            minute,
+            store.for_each_event(None, |_| {
+                seen += 1;
+                if seen == 3 {
+                    return Err(Error::Conflict("enough events".into()));
+                }
+                Ok(())
+            }),
+        )
+        .await
+        .expect("the event read ends");
+        assert!(
+            matches!(&stopped, Err(Error::Conflict(m)) if m == "enough events"),
+            "round {round}: {stopped:?}"
+        );
+        assert_eq!(seen, 3, "round {round}: no event after the failing one");
+        let mut seen = 0;
+        let stopped = tokio::time::timeout(
+            minute,
+            store.for_each_order(|_| {
+                seen += 1;
+                Err(Error::Conflict("one order".into()))
+            }),
+        )
+        .await
+        .expect("the order read ends");
+        assert!(matches!(&stopped, Err(Error::Conflict(_))), "{stopped:?}");
+        assert_eq!(seen, 1);
+    }
+    let extra = view("s99999", "u0", "A", 2);
+    tokio::time::timeout(minute, store.insert_events(std::slice::from_ref(&extra)))
+        .await
+        .expect("a write after stopped reads ends")
+        .unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(
+        minute,
+        store.for_each_event(None, |e| {
+            back.push(e);
+            Ok(())
+        }),
+    )
+    .await
+    .expect("a whole read ends")
+    .unwrap();
+    let mut expected = events;
+    expected.push(extra);
+    assert_eq!(back, expected);
+    assert_eq!(all_orders(store).await, orders);
 }
 
 /// Every order, as `for_each_order` streams them.
