@@ -82,17 +82,15 @@ impl SqliteStore {
     }
 }
 
-/// Rows handed from the reading thread to the caller's at a time.
-const BATCH: usize = 2_048;
-
 impl SqliteStore {
     /// Runs `read` on a blocking thread with one of the pool's connections, as rusqlite sees
-    /// it, and hands what it emits to `each` on this task, a batch at a time: SQLite steps
+    /// it, and hands what it emits to `each` on this task, `batch` at a time: SQLite steps
     /// through rows on that thread while this one checks them. Through sqlx a row costs about
     /// 3.7 µs (a row object per row, sent across its worker thread); stepped here it is a
     /// fraction of that. When `each` fails the reader stops at its next batch.
     async fn stream<R: Send + 'static>(
         &self,
+        batch: usize,
         read: impl FnOnce(&rusqlite::Connection, &mut dyn FnMut(R) -> bool) -> Result<()>
         + Send
         + 'static,
@@ -104,18 +102,18 @@ impl SqliteStore {
         let reader = tokio::task::spawn_blocking(move || {
             let mut locked = runtime.block_on(conn.lock_handle())?;
             with_rusqlite(&mut locked, |db| {
-                let mut batch = Vec::with_capacity(BATCH);
+                let mut rows = Vec::with_capacity(batch);
                 let mut emit = |row: R| {
-                    batch.push(row);
-                    batch.len() < BATCH
+                    rows.push(row);
+                    rows.len() < batch
                         || tx
-                            .blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                            .blocking_send(std::mem::replace(&mut rows, Vec::with_capacity(batch)))
                             .is_ok()
                 };
                 read(db, &mut emit)?;
-                if !batch.is_empty() {
+                if !rows.is_empty() {
                     // A caller that has stopped no longer wants it.
-                    let _ = tx.blocking_send(batch);
+                    let _ = tx.blocking_send(rows);
                 }
                 Ok(())
             })?
@@ -145,75 +143,62 @@ impl SqliteStore {
         each: &mut (dyn FnMut(marquee_domain::Event) -> Result<()> + Send),
     ) -> Result<()> {
         use crate::sql::rows::event_from_parts;
-        /// Event id, user, session, item, kind, value, time (ms), context as stored.
-        type Raw = (
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<f64>,
-            i64,
-            Option<String>,
-        );
         const PAGE: i64 = 50_000;
-        let read = |db: &rusqlite::Connection, emit: &mut dyn FnMut(Raw) -> bool| {
+        let read = |db: &rusqlite::Connection, emit: &mut dyn FnMut(EventRows) -> bool| {
             // Events of anonymous sessions that identified as a user are that user's.
             let linked: bool =
                 db.query_row("SELECT EXISTS (SELECT 1 FROM identities)", [], |r| r.get(0))?;
             let mut page = db.prepare(if linked {
-                "SELECT e.event_id, coalesce(e.user_id, i.user_id), \
+                "SELECT e.seq, e.event_id, coalesce(e.user_id, i.user_id), \
                  CASE WHEN i.user_id IS NULL THEN e.session_id END, e.item_id, e.kind, \
-                 e.value, e.ts, e.context, e.seq \
+                 e.context, e.value, e.ts \
                  FROM events e LEFT JOIN identities i ON i.session_id = e.session_id \
                  WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2"
             } else {
-                "SELECT event_id, user_id, session_id, item_id, kind, value, ts, context, seq \
+                "SELECT seq, event_id, user_id, session_id, item_id, kind, context, value, ts \
                  FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
             })?;
             let mut after = 0i64;
             loop {
                 let mut rows = page.query((after, PAGE))?;
                 let mut count = 0;
+                let mut out = EventRows::default();
                 while let Some(r) = rows.next()? {
                     count += 1;
-                    after = r.get(8)?;
-                    let raw = (
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    );
-                    if !emit(raw) {
+                    after = r.get(0)?;
+                    out.push(r)?;
+                    if out.values.len() == EVENT_BATCH && !emit(std::mem::take(&mut out)) {
                         return Ok(());
                     }
+                }
+                if !out.values.is_empty() && !emit(out) {
+                    return Ok(());
                 }
                 if count < PAGE {
                     return Ok(());
                 }
             }
         };
-        self.stream(read, &mut |(
-            id,
-            user,
-            session,
-            item,
-            kind,
-            value,
-            ts,
-            context,
-        ): Raw| {
-            let context = context
-                .map(|c| serde_json::from_str(&c))
-                .transpose()
-                .map_err(|e| crate::Error::Corrupt(format!("event context: {e}")))?;
-            let event = event_from_parts((id, user, session, item, kind, value, ts, context))?;
-            if kinds.is_none_or(|k| k.contains(&event.kind)) {
-                each(event)?;
+        self.stream(1, read, &mut |rows: EventRows| {
+            for (k, &(value, ts)) in rows.values.iter().enumerate() {
+                let [id, user, session, item, kind, context] = rows.text(k)?;
+                let context = context
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| crate::Error::Corrupt(format!("event context: {e}")))?;
+                let event = event_from_parts((
+                    id.unwrap_or_default().to_owned(),
+                    user.map(str::to_owned),
+                    session.map(str::to_owned),
+                    item.map(str::to_owned),
+                    kind.unwrap_or_default().to_owned(),
+                    value,
+                    ts,
+                    context,
+                ))?;
+                if kinds.is_none_or(|k| k.contains(&event.kind)) {
+                    each(event)?;
+                }
             }
             Ok(())
         })
@@ -273,6 +258,7 @@ impl SqliteStore {
             }
         };
         self.stream(
+            256,
             read,
             &mut |(id, user, created_at, status, lines): RawOrder| {
                 let lines = lines
@@ -285,6 +271,74 @@ impl SqliteStore {
             },
         )
         .await
+    }
+}
+
+/// Events handed over at a time.
+const EVENT_BATCH: usize = 2_048;
+
+/// A batch of events as stored: their text columns (event id, user, session, item, kind,
+/// context) copied into one buffer, unchecked, and their value and time. The reading thread
+/// only copies bytes; the caller's thread checks them and makes the strings.
+#[derive(Default)]
+struct EventRows {
+    bytes: Vec<u8>,
+    /// Per event: where its text starts in `bytes`, then each text column's end there
+    /// (`u32::MAX` for NULL).
+    ends: Vec<[u32; 7]>,
+    values: Vec<(Option<f64>, i64)>,
+}
+
+impl EventRows {
+    /// Appends a row of `seq, event_id, user_id, session_id, item_id, kind, context, value, ts`.
+    fn push(&mut self, r: &rusqlite::Row<'_>) -> Result<()> {
+        use rusqlite::types::ValueRef;
+        const NAMES: [&str; 6] = ["id", "user", "session", "item", "kind", "context"];
+        let mut ends = [u32::MAX; 7];
+        ends[0] = self.end()?;
+        for (c, end) in ends[1..].iter_mut().enumerate() {
+            match r.get_ref(c + 1)? {
+                ValueRef::Null => {}
+                ValueRef::Text(t) => {
+                    self.bytes.extend_from_slice(t);
+                    *end = self.end()?;
+                }
+                other => {
+                    return Err(crate::Error::Corrupt(format!(
+                        "an event's {} is stored as {}, not text",
+                        NAMES[c],
+                        other.data_type().to_string().to_lowercase()
+                    )));
+                }
+            }
+        }
+        self.ends.push(ends);
+        self.values.push((r.get(7)?, r.get(8)?));
+        Ok(())
+    }
+
+    /// The length of `bytes`, which a batch keeps below 4 GiB.
+    fn end(&self) -> Result<u32> {
+        u32::try_from(self.bytes.len())
+            .map_err(|_| crate::Error::Corrupt("an event's text is over 4 GiB".into()))
+    }
+
+    /// Event `k`'s text columns, each checked to be UTF-8.
+    fn text(&self, k: usize) -> Result<[Option<&str>; 6]> {
+        let [first, ends @ ..] = self.ends[k];
+        let mut start = first as usize;
+        let mut out = [None; 6];
+        for (slot, end) in out.iter_mut().zip(ends) {
+            if end == u32::MAX {
+                continue;
+            }
+            let bytes = &self.bytes[start..end as usize];
+            *slot = Some(std::str::from_utf8(bytes).map_err(|e| {
+                crate::Error::Corrupt(format!("an event's text is not UTF-8: {e}"))
+            })?);
+            start = end as usize;
+        }
+        Ok(out)
     }
 }
 

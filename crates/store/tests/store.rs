@@ -427,6 +427,51 @@ async fn in_memory_store_works() {
     stopped_reads_leave_the_store_usable(&store).await;
 }
 
+/// Events changed behind the store's back are reported as corrupt, naming what is wrong,
+/// not read as something else.
+#[tokio::test]
+async fn tampered_events_are_reported_as_corrupt() {
+    let db = TestDatabase::sqlite();
+    let store = db.open().await;
+    let events = [view("t1", "u1", "A", 1), view("t2", "u1", "A", 1)];
+    store.insert_events(&events).await.unwrap();
+    let path = db.url().strip_prefix("sqlite://").unwrap();
+    let raw = rusqlite::Connection::open(path).unwrap();
+    for (tamper, says) in [
+        ("user_id = CAST(x'75ff' AS TEXT)", "not UTF-8"),
+        ("user_id = x'7531'", "user is stored as blob"),
+        ("item_id = x'41'", "item is stored as blob"),
+        ("kind = 'teleport'", "teleport"),
+        ("context = '{not json'", "context"),
+    ] {
+        raw.execute(
+            &format!("UPDATE events SET {tamper} WHERE event_id = 't2'"),
+            [],
+        )
+        .unwrap();
+        let read = store.for_each_event(None, |_| Ok(())).await;
+        match read {
+            Err(Error::Corrupt(m)) => assert!(m.contains(says), "{tamper}: {m}"),
+            other => panic!("{tamper}: {other:?}"),
+        }
+        raw.execute(
+            "UPDATE events SET user_id = 'u1', item_id = 'A', kind = 'view', context = NULL \
+             WHERE event_id = 't2'",
+            [],
+        )
+        .unwrap();
+    }
+    let mut back = Vec::new();
+    store
+        .for_each_event(None, |e| {
+            back.push(e.id.as_str().to_owned());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(back, ["t1", "t2"]);
+}
+
 async fn a_read_its_caller_stops_leaves_the_store_usable(db: TestDatabase) {
     let store = db.open().await;
     store.upsert_items(&[item("A")]).await.unwrap();
