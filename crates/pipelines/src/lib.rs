@@ -26,6 +26,7 @@ pub use marquee_domain::EventWeights;
 use marquee_domain::{Actor, Event, Order, Timestamp};
 use marquee_models::{IdMap, Interactions};
 use polars::prelude::*;
+use rayon::slice::ParallelSliceMut;
 use std::borrow::Cow;
 
 /// What went wrong in a pipeline.
@@ -98,19 +99,8 @@ pub fn interactions(
 ) -> Result<Interactions> {
     check_half_life(settings)?;
     let w = &settings.weights;
-    let mut users = Names::default();
-    let mut items = Names::default();
     // (user, item, weight, time in Unix ms), numbered in order of first sight for now.
-    let mut rows: Vec<(u32, u32, f64, i64)> = Vec::with_capacity(events.len());
-    for e in events {
-        let Some(it) = &e.item else { continue };
-        rows.push((
-            users.intern(actor_name(&e.actor)),
-            items.intern(Cow::Borrowed(it.as_str())),
-            f64::from(w.weight(e.kind, e.value)),
-            e.timestamp.timestamp_millis(),
-        ));
-    }
+    let (mut users, mut items, mut rows) = intern_events(events, w);
     if settings.use_orders {
         for o in orders {
             let Some(u) = &o.user else { continue };
@@ -140,7 +130,7 @@ pub fn interactions(
         r.0 = user_rank[r.0 as usize];
         r.1 = item_rank[r.1 as usize];
     }
-    rows.sort_unstable_by_key(|r| (r.0, r.1));
+    rows.par_sort_unstable_by_key(|r| (r.0, r.1));
     let mut pairs: Vec<(u32, u32, f64, i64)> = Vec::with_capacity(rows.len());
     for (u, i, weight, t) in rows {
         match pairs.last_mut() {
@@ -189,6 +179,73 @@ pub fn interactions(
         IdMap::from_ids(item_ids),
         coo,
     ))
+}
+
+/// One interaction row: user, item, weight, time in Unix ms.
+type Row = (u32, u32, f64, i64);
+
+/// The rows of the events that name an item, with users and items numbered in order of
+/// first sight. A million events are cut into one piece per core, interned side by side,
+/// and the pieces' names then numbered in piece order, which is the order of first sight
+/// overall.
+fn intern_events<'a>(events: &'a [Event], w: &EventWeights) -> (Names<'a>, Names<'a>, Vec<Row>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    intern_in_pieces(events, w, if events.len() < 200_000 { 1 } else { threads })
+}
+
+/// [`intern_events`] with the events cut into `pieces` pieces (fewer when there are fewer
+/// events), each interned on a thread of its own.
+fn intern_in_pieces<'a>(
+    events: &'a [Event],
+    w: &EventWeights,
+    pieces: usize,
+) -> (Names<'a>, Names<'a>, Vec<Row>) {
+    let piece = |events: &'a [Event]| {
+        let (mut users, mut items) = (Names::default(), Names::default());
+        let mut rows = Vec::with_capacity(events.len());
+        for e in events {
+            let Some(it) = &e.item else { continue };
+            rows.push((
+                users.intern(actor_name(&e.actor)),
+                items.intern(Cow::Borrowed(it.as_str())),
+                f64::from(w.weight(e.kind, e.value)),
+                e.timestamp.timestamp_millis(),
+            ));
+        }
+        (users, items, rows)
+    };
+    if pieces < 2 || events.len() < 2 {
+        return piece(events);
+    }
+    let mut done: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = events
+            .chunks(events.len().div_ceil(pieces))
+            .map(|chunk| scope.spawn(move || piece(chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let (mut users, mut items, mut rows) = done.remove(0);
+    for (piece_users, piece_items, piece_rows) in done {
+        let user_of: Vec<u32> = piece_users
+            .names
+            .into_iter()
+            .map(|n| users.intern(n))
+            .collect();
+        let item_of: Vec<u32> = piece_items
+            .names
+            .into_iter()
+            .map(|n| items.intern(n))
+            .collect();
+        rows.extend(
+            piece_rows
+                .into_iter()
+                .map(|(u, i, weight, t)| (user_of[u as usize], item_of[i as usize], weight, t)),
+        );
+    }
+    (users, items, rows)
 }
 
 /// Names numbered in order of first sight, borrowed where the caller's data lives long
@@ -448,6 +505,23 @@ mod tests {
                 assert_eq!((u, i, t), (u2, i2, t2));
                 assert!((w - w2).abs() <= 1e-5 * w2.abs().max(1.0), "{w} != {w2}");
             }
+        }
+    }
+
+    /// Events interned in pieces on several threads get the numbers and rows that interning
+    /// them in one go gives (the pieces' names are numbered in piece order).
+    #[test]
+    fn interning_in_pieces_equals_interning_at_once() {
+        let (events, _) = random_behaviour(8, 3_000);
+        let w = EventWeights::default();
+        let names = |n: &Names<'_>| n.names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (users, items, rows) = intern_in_pieces(&events, &w, 1);
+        assert!(users.names.len() > 10 && items.names.len() > 10);
+        for pieces in [2, 3, 7] {
+            let (u, i, r) = intern_in_pieces(&events, &w, pieces);
+            assert_eq!(names(&u), names(&users), "{pieces} pieces");
+            assert_eq!(names(&i), names(&items), "{pieces} pieces");
+            assert_eq!(r, rows, "{pieces} pieces");
         }
     }
 
