@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Train recommendation models, compare them with the popularity baseline, and save the best.
 ///
 /// Reads events and orders (from the store at DATABASE_URL, or a file named in the config),
