@@ -240,7 +240,7 @@ fn item_tables(events: &[Event], orders: &[Order]) -> Result<(Vec<TopItem>, Vec<
         .zip(users.u32()?.iter())
         .filter_map(|((i, t), u)| Some((i?.to_owned(), t?, u?)))
         .collect();
-    let pairs = marquee_pipelines::co_purchase(orders, 2)?.head(Some(10));
+    let pairs = marquee_pipelines::co_purchase(orders, 2, 10)?;
     let a = pairs.column("item_a")?.str()?.clone();
     let b = pairs.column("item_b")?.str()?.clone();
     let n = pairs.column("orders")?.u32()?.clone();

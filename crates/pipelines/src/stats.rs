@@ -128,9 +128,10 @@ fn named(mut frame: DataFrame, name: &str, names: &[&str]) -> Result<DataFrame> 
     Ok(frame)
 }
 
-/// Pairs of items bought together (columns `item_a, item_b, orders`, `item_a < item_b`), in
-/// at least `min_orders` orders, most frequent first.
-pub fn co_purchase(orders: &[Order], min_orders: u32) -> Result<DataFrame> {
+/// The `limit` pairs of items bought together most often (columns `item_a, item_b, orders`,
+/// `item_a < item_b`), each in at least `min_orders` orders, most frequent first (ties in id
+/// order).
+pub fn co_purchase(orders: &[Order], min_orders: u32, limit: usize) -> Result<DataFrame> {
     // Counted in plain Rust: as a Polars self-join of the lines, Online Retail's large
     // orders made tens of millions of rows (7 s of `train`), and as a hash map of pairs
     // still 1.7 s. Each item's partners are counted in one array over the orders that hold
@@ -203,7 +204,12 @@ pub fn co_purchase(orders: &[Order], min_orders: u32) -> Result<DataFrame> {
         }
         touched.clear();
     }
-    pairs.sort_unstable_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+    let order = |x: &((u32, u32), u32), y: &((u32, u32), u32)| y.1.cmp(&x.1).then(x.0.cmp(&y.0));
+    if pairs.len() > limit {
+        pairs.select_nth_unstable_by(limit, order);
+        pairs.truncate(limit);
+    }
+    pairs.sort_unstable_by(order);
     let names = items.sorted();
     Ok(df!(
         "item_a" => pairs.iter().map(|p| names[p.0.0 as usize]).collect::<Vec<_>>(),
@@ -350,7 +356,7 @@ mod tests {
             order("o3", &["a", "b"], OrderStatus::Cancelled),
             order("o4", &["c", "d"], OrderStatus::Shipped),
         ];
-        let df = co_purchase(&orders, 1).unwrap();
+        let df = co_purchase(&orders, 1, 100).unwrap();
         let a = strings(&df, "item_a");
         let b = strings(&df, "item_b");
         let n: Vec<u32> = df
@@ -364,7 +370,11 @@ mod tests {
         assert_eq!(a, ["a", "a", "b", "c"]);
         assert_eq!(b, ["b", "c", "c", "d"]);
         assert_eq!(n, [2, 1, 1, 1]);
-        assert_eq!(co_purchase(&orders, 2).unwrap().height(), 1);
+        assert_eq!(co_purchase(&orders, 2, 100).unwrap().height(), 1);
+        assert_eq!(
+            strings(&co_purchase(&orders, 1, 2).unwrap(), "item_b"),
+            ["b", "c"]
+        );
     }
 
     /// On many random orders (repeated lines, reversals, large baskets) the table equals a
@@ -373,15 +383,25 @@ mod tests {
     fn co_purchase_equals_a_plain_count_of_pairs() {
         let mut state = 7u64;
         let mut next = |n: u64| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) % n
         };
         let orders: Vec<Order> = (0..400)
             .map(|k| {
-                let size = if k % 50 == 0 { 60 } else { 1 + next(6) as usize };
+                let size = if k % 50 == 0 {
+                    60
+                } else {
+                    1 + next(6) as usize
+                };
                 let names: Vec<String> = (0..size).map(|_| format!("i{}", next(40))).collect();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let status = if k % 9 == 0 { OrderStatus::Refunded } else { OrderStatus::Paid };
+                let status = if k % 9 == 0 {
+                    OrderStatus::Refunded
+                } else {
+                    OrderStatus::Paid
+                };
                 order(&format!("o{k}"), &names, status)
             })
             .collect();
@@ -396,23 +416,31 @@ mod tests {
                 }
             }
         }
-        for min_orders in [1, 3] {
+        for (min_orders, limit) in [(1, usize::MAX), (3, usize::MAX), (1, 10), (2, 1)] {
             let mut expected: Vec<(String, String, u32)> = plain
                 .iter()
                 .filter(|&(_, &n)| n >= min_orders)
                 .map(|((a, b), &n)| (a.clone(), b.clone(), n))
                 .collect();
             expected.sort_by(|x, y| y.2.cmp(&x.2).then((&x.0, &x.1).cmp(&(&y.0, &y.1))));
-            let df = co_purchase(&orders, min_orders).unwrap();
-            let n: Vec<u32> = df.column("orders").unwrap().u32().unwrap().iter().flatten().collect();
+            assert!(expected.len() > 100, "{}", expected.len());
+            expected.truncate(limit);
+            let df = co_purchase(&orders, min_orders, limit).unwrap();
+            let n: Vec<u32> = df
+                .column("orders")
+                .unwrap()
+                .u32()
+                .unwrap()
+                .iter()
+                .flatten()
+                .collect();
             let got: Vec<(String, String, u32)> = strings(&df, "item_a")
                 .into_iter()
                 .zip(strings(&df, "item_b"))
                 .zip(n)
                 .map(|((a, b), n)| (a.to_owned(), b.to_owned(), n))
                 .collect();
-            assert!(expected.len() > 100, "{}", expected.len());
-            assert_eq!(got, expected, "at least {min_orders} orders");
+            assert_eq!(got, expected, "at least {min_orders} orders, {limit} pairs");
         }
     }
 }
