@@ -356,25 +356,26 @@ mod tests {
             order("o3", &["a", "b"], OrderStatus::Cancelled),
             order("o4", &["c", "d"], OrderStatus::Shipped),
         ];
-        let df = co_purchase(&orders, 1, 100).unwrap();
-        let a = strings(&df, "item_a");
-        let b = strings(&df, "item_b");
-        let n: Vec<u32> = df
-            .column("orders")
-            .unwrap()
-            .u32()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(a, ["a", "a", "b", "c"]);
-        assert_eq!(b, ["b", "c", "c", "d"]);
-        assert_eq!(n, [2, 1, 1, 1]);
+        let pairs = pairs_of(&co_purchase(&orders, 1, 100).unwrap());
+        let want = [("a", "b", 2), ("a", "c", 1), ("b", "c", 1), ("c", "d", 1)];
+        let want: Vec<_> = want.map(|(a, b, n)| (a.to_owned(), b.to_owned(), n)).into();
+        assert_eq!(pairs, want);
         assert_eq!(co_purchase(&orders, 2, 100).unwrap().height(), 1);
         assert_eq!(
             strings(&co_purchase(&orders, 1, 2).unwrap(), "item_b"),
             ["b", "c"]
         );
+    }
+
+    /// A co-purchase table's rows: item a, item b, orders.
+    fn pairs_of(df: &DataFrame) -> Vec<(String, String, u32)> {
+        let n = df.column("orders").unwrap().u32().unwrap().clone();
+        strings(df, "item_a")
+            .into_iter()
+            .zip(strings(df, "item_b"))
+            .zip(n.iter().flatten())
+            .map(|((a, b), n)| (a.to_owned(), b.to_owned(), n))
+            .collect()
     }
 
     /// On many random orders (repeated lines, reversals, large baskets) the table equals a
@@ -425,21 +426,7 @@ mod tests {
             expected.sort_by(|x, y| y.2.cmp(&x.2).then((&x.0, &x.1).cmp(&(&y.0, &y.1))));
             assert!(expected.len() > 100, "{}", expected.len());
             expected.truncate(limit);
-            let df = co_purchase(&orders, min_orders, limit).unwrap();
-            let n: Vec<u32> = df
-                .column("orders")
-                .unwrap()
-                .u32()
-                .unwrap()
-                .iter()
-                .flatten()
-                .collect();
-            let got: Vec<(String, String, u32)> = strings(&df, "item_a")
-                .into_iter()
-                .zip(strings(&df, "item_b"))
-                .zip(n)
-                .map(|((a, b), n)| (a.to_owned(), b.to_owned(), n))
-                .collect();
+            let got = pairs_of(&co_purchase(&orders, min_orders, limit).unwrap());
             assert_eq!(got, expected, "at least {min_orders} orders, {limit} pairs");
         }
     }

@@ -314,15 +314,10 @@ async fn data_survives_reopening_and_sessions_are_counted(db: TestDatabase) {
     let store = db.open().await;
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.events, counts.sessions), (2, 1));
-    let mut seen = Vec::new();
-    store
-        .for_each_event(Some(&[EventKind::View]), |e| {
-            seen.push(e.id.into_string());
-            Ok(())
-        })
-        .await
-        .unwrap();
-    assert_eq!(seen, ["s1", "e1"]);
+    assert_eq!(
+        event_ids(&store, Some(&[EventKind::View])).await,
+        ["s1", "e1"]
+    );
 }
 
 async fn api_keys_verify_by_role_and_can_be_revoked(db: TestDatabase) {
@@ -461,15 +456,7 @@ async fn tampered_events_are_reported_as_corrupt() {
         )
         .unwrap();
     }
-    let mut back = Vec::new();
-    store
-        .for_each_event(None, |e| {
-            back.push(e.id.as_str().to_owned());
-            Ok(())
-        })
-        .await
-        .unwrap();
-    assert_eq!(back, ["t1", "t2"]);
+    assert_eq!(event_ids(&store, None).await, ["t1", "t2"]);
 }
 
 async fn a_read_its_caller_stops_leaves_the_store_usable(db: TestDatabase) {
@@ -549,6 +536,19 @@ async fn stopped_reads_leave_the_store_usable(store: &Store) {
     expected.push(extra);
     assert_eq!(back, expected);
     assert_eq!(all_orders(store).await, orders);
+}
+
+/// The ids of the stored events (of these kinds), as `for_each_event` streams them.
+async fn event_ids(store: &Store, kinds: Option<&[EventKind]>) -> Vec<String> {
+    let mut ids = Vec::new();
+    store
+        .for_each_event(kinds, |e| {
+            ids.push(e.id.into_string());
+            Ok(())
+        })
+        .await
+        .unwrap();
+    ids
 }
 
 /// Every order, as `for_each_order` streams them.
@@ -1174,21 +1174,10 @@ async fn event_reads_span_pages_in_order(db: TestDatabase) {
     for chunk in events.chunks(20_000) {
         store.insert_events(chunk).await.unwrap();
     }
-    let read = || async {
-        let mut back = Vec::new();
-        store
-            .for_each_event(None, |e| {
-                back.push(e.id.as_str().to_owned());
-                Ok(())
-            })
-            .await
-            .unwrap();
-        back
-    };
     let expected: Vec<String> = events.iter().map(|e| e.id.as_str().to_owned()).collect();
-    assert_eq!(read().await, expected);
+    assert_eq!(event_ids(&store, None).await, expected);
     store.insert_events(&[event(100_000)]).await.unwrap();
-    let back = read().await;
+    let back = event_ids(&store, None).await;
     assert_eq!(back.len(), 100_001);
     assert_eq!(back[100_000], "p100000");
     assert_eq!(back[..100_000], expected[..]);
