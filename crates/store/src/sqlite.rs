@@ -135,8 +135,8 @@ impl SqliteStore {
         }
     }
 
-    /// Every event in insertion order, read in pages of 50,000 (each page its own read
-    /// transaction, so a slow caller does not hold one open for long).
+    /// Every event in insertion order, read in pages of 50,000, each page its own read
+    /// transaction: a slow caller keeps one open only while it works through a page.
     pub(crate) async fn for_each_event(
         &self,
         kinds: Option<&[marquee_domain::EventKind]>,
@@ -205,8 +205,8 @@ impl SqliteStore {
         .await
     }
 
-    /// Every order with its lines, in id order, in pages of 5,000 orders (each page its own
-    /// read transaction).
+    /// Every order with its lines, in id order, in pages of 5,000 orders, each page its own
+    /// read transaction.
     pub(crate) async fn for_each_order(
         &self,
         each: &mut (dyn FnMut(marquee_domain::Order) -> Result<()> + Send),
