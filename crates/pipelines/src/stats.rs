@@ -7,8 +7,8 @@
 //! `trending = recent × (recent + 1) / (previous + 1)`, the same definition as the `trending`
 //! model. Sorted by trending, then users, descending.
 //!
-//! [`co_purchase`]: pairs of items bought in the same (not cancelled or refunded) order, with
-//! the number of such orders.
+//! [`co_purchase`]: the pairs of items most often bought in the same (not cancelled or
+//! refunded) order, with the number of such orders.
 
 use crate::{Names, Result, actor_name};
 use marquee_domain::{Event, Order, Timestamp};

@@ -129,6 +129,14 @@ impl SqliteStore {
         let (read, consumed) = tokio::join!(reader, consume);
         consumed?;
         match read {
+            // A column holding a value of another type than its own is stored data gone
+            // wrong, as the checks on the caller's side report it.
+            Ok(Err(crate::Error::Sqlite(rusqlite::Error::InvalidColumnType(_, name, ty)))) => {
+                Err(crate::Error::Corrupt(format!(
+                    "{name} is stored as {}",
+                    ty.to_string().to_lowercase()
+                )))
+            }
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => Err(sqlx::Error::WorkerCrashed.into()),

@@ -438,6 +438,7 @@ async fn tampered_events_are_reported_as_corrupt() {
         ("item_id = x'41'", "item is stored as blob"),
         ("kind = 'teleport'", "teleport"),
         ("context = '{not json'", "context"),
+        ("value = 'high'", "value is stored as text"),
     ] {
         raw.execute(
             &format!("UPDATE events SET {tamper} WHERE event_id = 't2'"),
@@ -450,13 +451,39 @@ async fn tampered_events_are_reported_as_corrupt() {
             other => panic!("{tamper}: {other:?}"),
         }
         raw.execute(
-            "UPDATE events SET user_id = 'u1', item_id = 'A', kind = 'view', context = NULL \
-             WHERE event_id = 't2'",
+            "UPDATE events SET user_id = 'u1', item_id = 'A', kind = 'view', context = NULL, \
+             value = NULL WHERE event_id = 't2'",
             [],
         )
         .unwrap();
     }
     assert_eq!(event_ids(&store, None).await, ["t1", "t2"]);
+    // An order line's quantity stored as text.
+    store.upsert_users(&[user("u1")]).await.unwrap();
+    store.upsert_items(&[item("A")]).await.unwrap();
+    let line = OrderLine::from_signed(ItemId::new("A").unwrap(), 1, gbp(100)).unwrap();
+    let order = Order {
+        id: OrderId::new("o1").unwrap(),
+        user: Some(UserId::new("u1").unwrap()),
+        created_at: at(2),
+        status: OrderStatus::Paid,
+        lines: vec![line],
+    };
+    store
+        .put_orders(std::slice::from_ref(&order))
+        .await
+        .unwrap();
+    raw.execute("PRAGMA ignore_check_constraints = ON", [])
+        .unwrap();
+    raw.execute("UPDATE order_lines SET quantity = 'two'", [])
+        .unwrap();
+    match store.for_each_order(|_| Ok(())).await {
+        Err(Error::Corrupt(m)) => assert!(m.contains("quantity is stored as text"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    raw.execute("UPDATE order_lines SET quantity = 1", [])
+        .unwrap();
+    assert_eq!(all_orders(&store).await, [order]);
 }
 
 async fn a_read_its_caller_stops_leaves_the_store_usable(db: TestDatabase) {
